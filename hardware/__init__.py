@@ -1,0 +1,218 @@
+"""The hardware library: one TOML file per device, each number with its source, and its loader.
+
+Every number is an inline table ``{ value = ..., basis = "...", source = "..." }`` where basis
+says how it is known: datasheet, measured, derived (computed from other documented figures),
+fitted (from measurements, by sparq-sim's calibration) or assumed (a typical figure, to be
+replaced by a measurement). Sections the core does not read (``[dram]`` for the simulator,
+``[calibration]``) are kept in ``Device.raw`` for the modules that own them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from sparq_sim.errors import UserError
+
+HERE = Path(__file__).resolve().parent
+BASES = ("datasheet", "measured", "derived", "fitted", "assumed")
+KINDS = ("gpu", "cpu")
+DTYPES = ("float32", "float16", "bfloat16", "float8", "int8")
+# Where a device has no unit for a dtype, arithmetic falls back to the wider format
+# (weights are dequantised on the fly).
+PEAK_FALLBACK = {"float8": "float16", "int8": "float16", "bfloat16": "float32", "float16": "float32"}
+
+# field -> (path in the file, lower bound, upper bound)
+REQUIRED_FIGURES = {
+    "bandwidth_Bps": (("memory", "bandwidth_Bps"), 0, None),
+    "achievable_fraction": (("memory", "achievable_fraction"), 0, 1),
+    "capacity_bytes": (("memory", "capacity_bytes"), 0, None),
+    "channels": (("memory", "channels"), 0, None),
+    "granularity_bytes": (("memory", "access_granularity_bytes"), 0, None),
+    "llc_bytes": (("cache", "llc_bytes"), 0, None),
+    "compute_units": (("compute", "units"), 0, None),
+    "launch_s": (("overheads", "launch_s"), -1e-300, None),
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number with where it comes from."""
+
+    value: float
+    basis: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "basis": self.basis, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device's memory system, compute rates and fixed costs, as the models need them."""
+
+    name: str
+    description: str
+    kind: str
+    aliases: tuple[str, ...]
+    technology: str
+    bandwidth_Bps: Figure
+    achievable_fraction: Figure
+    capacity_bytes: Figure
+    channels: Figure
+    granularity_bytes: Figure
+    llc_bytes: Figure
+    compute_units: Figure
+    launch_s: Figure
+    peak_flops: dict = field(default_factory=dict)
+    path: str = ""
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def granularity(self) -> int:
+        return int(self.granularity_bytes.value)
+
+    @property
+    def sustained_bandwidth(self) -> float:
+        """Bandwidth a well-written streaming kernel reaches: datasheet peak times achievable fraction."""
+        return self.bandwidth_Bps.value * self.achievable_fraction.value
+
+    def peak(self, dtype: str) -> float:
+        """Peak arithmetic rate for a dtype, falling back to wider formats the device has."""
+        key = dtype
+        while key not in self.peak_flops:
+            if key not in PEAK_FALLBACK:
+                raise UserError(f"device {self.name} has no peak rate for {dtype}")
+            key = PEAK_FALLBACK[key]
+        return self.peak_flops[key].value
+
+    def figures(self) -> dict:
+        """Every number with its source, keyed by its name in reports."""
+        out = {name: getattr(self, name) for name in REQUIRED_FIGURES}
+        out.update({f"peak_flops.{k}": v for k, v in self.peak_flops.items()})
+        return out
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "kind": self.kind,
+                "technology": self.technology, "path": self.path,
+                **{k: v.to_dict() for k, v in self.figures().items()}}
+
+
+def _figure(table: dict, where: str, path: str, low, high) -> Figure:
+    def bad(problem):
+        return UserError(f"hardware file {path}: field {where}: {problem}")
+
+    if not isinstance(table, dict):
+        raise bad("expected a table { value = ..., basis = ..., source = ... }")
+    value = table.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad(f"value must be a number, got {value!r}")
+    if low is not None and not value > low:
+        raise bad(f"value must be greater than {low}, got {value!r}")
+    if high is not None and value > high:
+        raise bad(f"value must be at most {high}, got {value!r}")
+    basis = table.get("basis")
+    if basis not in BASES:
+        raise bad(f"basis must be one of {', '.join(BASES)}, got {basis!r}")
+    source = table.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise bad("source is missing: every number needs a source")
+    extra = set(table) - {"value", "basis", "source"}
+    if extra:
+        raise bad(f"unknown keys {', '.join(sorted(extra))}")
+    return Figure(float(value), basis, source)
+
+
+def _lookup(data: dict, keys: tuple[str, ...], path: str):
+    node = data
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise UserError(f"hardware file {path}: field {'.'.join(keys[:depth + 1])} is missing")
+        node = node[key]
+    return node
+
+
+def parse_device(data: dict, path: str) -> Device:
+    """Validate a parsed hardware file and build the Device; errors name the bad field."""
+    def text(key: str) -> str:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise UserError(f"hardware file {path}: field {key} must be a non-empty string")
+        return value.strip()
+
+    name, kind = text("name"), text("kind")
+    if kind not in KINDS:
+        raise UserError(f"hardware file {path}: field kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    aliases = data.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise UserError(f"hardware file {path}: field aliases must be a list of strings")
+    technology = _lookup(data, ("memory", "technology"), path)
+    if not isinstance(technology, str):
+        raise UserError(f"hardware file {path}: field memory.technology must be a string")
+    figures = {attr: _figure(_lookup(data, keys, path), ".".join(keys), path, low, high)
+               for attr, (keys, low, high) in REQUIRED_FIGURES.items()}
+    peaks_table = _lookup(data, ("compute", "peak_flops"), path)
+    if not isinstance(peaks_table, dict):
+        raise UserError(f"hardware file {path}: field compute.peak_flops must be a table")
+    peaks = {}
+    for dtype, table in peaks_table.items():
+        if dtype not in DTYPES:
+            raise UserError(f"hardware file {path}: field compute.peak_flops.{dtype}: unknown dtype "
+                            f"(choose from {', '.join(DTYPES)})")
+        peaks[dtype] = _figure(table, f"compute.peak_flops.{dtype}", path, 0, None)
+    if "float32" not in peaks:
+        raise UserError(f"hardware file {path}: field compute.peak_flops.float32 is missing")
+    granularity = figures["granularity_bytes"].value
+    if granularity != int(granularity) or int(granularity) & (int(granularity) - 1):
+        raise UserError(f"hardware file {path}: field memory.access_granularity_bytes must be a power of two")
+    return Device(name=name, description=str(data.get("description", name)), kind=kind,
+                  aliases=tuple(a.lower() for a in aliases), technology=technology,
+                  peak_flops=peaks, path=path, raw=data, **figures)
+
+
+def load_file(path: str | Path) -> Device:
+    """Load and validate one hardware file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"hardware file {path} not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"hardware file {path}: not valid TOML: {exc}") from None
+    return parse_device(data, str(path))
+
+
+def library_files() -> list[Path]:
+    """The hardware files shipped with sparq-sim."""
+    return sorted(HERE.glob("*.toml"))
+
+
+def list_devices() -> list[Device]:
+    """All shipped devices, validated."""
+    return [load_file(p) for p in library_files()]
+
+
+def load_device(name_or_path: str | Path) -> Device:
+    """A shipped device by name or alias, or a user's file by path (anything ending in .toml)."""
+    text = str(name_or_path).strip()
+    if text.endswith(".toml") or "/" in text or Path(text).is_file():
+        return load_file(text)
+    key = text.lower()
+    exact = HERE / f"{key}.toml"
+    if exact.is_file():
+        return load_file(exact)
+    for path in library_files():
+        try:
+            aliases = tomllib.loads(path.read_text(encoding="utf-8")).get("aliases", [])
+        except tomllib.TOMLDecodeError:
+            continue
+        if key in [str(a).lower() for a in aliases]:
+            return load_file(path)
+    names = ", ".join(p.stem for p in library_files())
+    raise UserError(f"unknown hardware {name_or_path!r}: choose from {names}, or give a path to a .toml file")

@@ -1,0 +1,77 @@
+"""`sparq-sim predict`: dense against SparQ decoding time, bytes and bounds on one device."""
+
+from __future__ import annotations
+
+from sparq_sim.commands import _args
+
+NAME = "predict"
+HELP = "predict dense and SparQ decoding time per step on a device"
+ORDER = 10
+
+
+def add_arguments(parser) -> None:
+    _args.add_hardware_argument(parser)
+    _args.add_sparq_arguments(parser)
+    _args.add_model_arguments(parser)
+    from sparq_sim.implementations import all_implementations
+    from sparq_sim.timing import TIMERS
+    impls = all_implementations()
+    parser.add_argument("--impl", default="ideal", metavar="NAME",
+                        help="implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in impls.items()))
+    parser.add_argument("--timing", default="roofline", metavar="HOW",
+                        help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
+    _args.add_format_argument(parser)
+
+
+def run(args) -> int:
+    from sparq_sim.hardware import load_device
+    from sparq_sim.predict import predict
+
+    workload = _args.workload_from_args(args)
+    device = load_device(args.hw)
+    result = predict(workload, device, implementation=args.impl, timing=args.timing)
+    if args.format == "json":
+        _args.print_json(result.to_dict())
+    else:
+        print(format_prediction(result))
+    return 0
+
+
+def format_prediction(p) -> str:
+    """The readable table: summary rows, then the phases of each method."""
+    from sparq_sim.units import format_bytes, format_seconds
+
+    w, d = p.workload, p.device
+    m = w.model
+    gqa = f", GQA {m.heads}/{m.kv_heads}" if m.kv_heads != m.heads else ""
+    lines = [
+        f"{d.name}: {d.description}; {d.technology} {format_bytes(d.bandwidth_Bps.value)}/s peak, "
+        f"{format_bytes(d.sustained_bandwidth)}/s sustained; {d.granularity}-byte access granularity",
+        f"{m.name} ({m.layers} layers, {m.heads} heads{gqa}, d_h {m.head_dim}), S = {w.seq}, batch {w.batch}, "
+        f"r = {w.r}, k = {w.k}, l = {w.local_window}; KV {w.kv_dtype}, weights {w.weight_dtype}, "
+        f"K stored {w.store_k}; ideal attention traffic {w.compression:.3f} of dense",
+        f"implementation {p.implementation}, timing {p.timing}",
+        "",
+    ]
+    rows = []
+    for part in ("attention", "step"):
+        dense, sparq = getattr(p.dense, part), getattr(p.sparq, part)
+        rows += [
+            [f"{part} time", format_seconds(dense.time_s), format_seconds(sparq.time_s),
+             f"{p.speedup[part]:.2f}x"],
+            [f"{part} bytes moved", format_bytes(dense.bytes), format_bytes(sparq.bytes),
+             f"{dense.bytes / sparq.bytes:.2f}x"],
+            [f"{part} bytes (ideal)", format_bytes(dense.ideal_bytes), format_bytes(sparq.ideal_bytes),
+             f"{dense.ideal_bytes / sparq.ideal_bytes:.2f}x"],
+            [f"{part} bound", dense.bound, sparq.bound, ""],
+        ]
+    rows.append(["tokens/s (whole batch)", f"{w.batch * p.dense.tokens_per_s:.1f}",
+                 f"{w.batch * p.sparq.tokens_per_s:.1f}", f"{p.speedup['step']:.2f}x"])
+    lines.append(_args.render_table(rows, ["", "dense", "sparq", "dense/sparq"]))
+    for method in ("dense", "sparq"):
+        lines += ["", f"{method} phases:"]
+        phase_rows = [[ph.name, format_bytes(ph.requested_bytes), format_bytes(ph.moved_bytes),
+                       format_seconds(ph.time_s), ph.bound]
+                      for ph in getattr(p, method).attention.phases]
+        lines.append(_args.render_table(phase_rows, ["phase", "requested", "moved", "time", "bound"]))
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""Dense against SparQ for one workload on one device: bytes, time, bounds and speedups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, get_implementation
+from sparq_sim.timing import DEFAULT_TIMER, PhaseTime, get_timer
+from sparq_sim.timing.result import classify
+from sparq_sim.traffic import ideal_attention_bytes, weight_bytes
+from sparq_sim.workload import Workload
+
+METHODS = ("dense", "sparq")
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A sum over phases: the attention layers, or the whole decoding step."""
+
+    bytes: float          # moved (granularity-rounded) bytes
+    ideal_bytes: float    # SPARQ.md's formula count (plus weights for the step)
+    time_s: float
+    bound: str
+    phases: tuple[PhaseTime, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, phases: list[PhaseTime], ideal_bytes: float) -> "Totals":
+        sums = {"memory": 0.0, "compute": 0.0, "overhead": 0.0}
+        for p in phases:
+            sums["overhead"] += p.overhead_s
+            sums["memory" if p.memory_s >= p.compute_s else "compute"] += max(p.memory_s, p.compute_s)
+        return cls(bytes=sum(p.moved_bytes for p in phases), ideal_bytes=ideal_bytes,
+                   time_s=sum(p.time_s for p in phases),
+                   bound=classify(sums["memory"], sums["compute"], sums["overhead"]), phases=tuple(phases))
+
+    def to_dict(self, with_phases: bool = True) -> dict:
+        out = {"bytes": self.bytes, "ideal_bytes": self.ideal_bytes, "time_s": self.time_s,
+               "bound": self.bound}
+        if with_phases:
+            out["phases"] = [p.to_dict() for p in self.phases]
+        return out
+
+
+@dataclass(frozen=True)
+class MethodPrediction:
+    attention: Totals
+    step: Totals
+
+    @property
+    def tokens_per_s(self) -> float:
+        return 0.0 if self.step.time_s <= 0 else 1.0 / self.step.time_s
+
+    def to_dict(self) -> dict:
+        return {"attention": self.attention.to_dict(), "step": self.step.to_dict(with_phases=False),
+                "tokens_per_s": self.tokens_per_s}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    device: object
+    workload: Workload
+    implementation: str
+    timing: str
+    dense: MethodPrediction
+    sparq: MethodPrediction
+
+    @property
+    def speedup(self) -> dict:
+        return {part: getattr(self.dense, part).time_s / getattr(self.sparq, part).time_s
+                for part in ("attention", "step")}
+
+    def to_dict(self) -> dict:
+        d = self.device
+        return {
+            "hardware": {"name": d.name, "description": d.description, "kind": d.kind,
+                         "bandwidth_Bps": d.bandwidth_Bps.value,
+                         "sustained_bandwidth_Bps": d.sustained_bandwidth,
+                         "access_granularity_bytes": d.granularity, "path": d.path},
+            "workload": self.workload.to_dict(),
+            "implementation": self.implementation,
+            "timing": self.timing,
+            "dense": self.dense.to_dict(),
+            "sparq": self.sparq.to_dict(),
+            "speedup": self.speedup,
+        }
+
+
+def predict_method(w: Workload, method: str, impl, timer) -> MethodPrediction:
+    """Time one method's attention phases and the rest of the step."""
+    attention = timer.time_phases(impl.attention_phases(w, method, timer.device))
+    other = timer.time_phases(impl.other_phases(w, timer.device))
+    ideal_att = ideal_attention_bytes(w, method)
+    return MethodPrediction(attention=Totals.of(attention, ideal_att),
+                            step=Totals.of(attention + other, ideal_att + weight_bytes(w)))
+
+
+def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
+            timing: str = DEFAULT_TIMER, timer=None) -> Prediction:
+    """Predict dense and SparQ decoding for workload `w` on `device`."""
+    impl = get_implementation(implementation)
+    timer = timer or get_timer(timing, device)
+    return Prediction(device, w, impl.name, timer.name,
+                      *(predict_method(w, m, impl, timer) for m in METHODS))

@@ -1,0 +1,38 @@
+"""Ways of timing phases: analytic roofline, the DRAM simulator, calibrated efficiencies.
+
+A timer is built from a Device and has ``time_phases(phases) -> list[PhaseTime]``. All timers
+time the same phases, so their answers can be compared phase by phase.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sparq_sim.errors import UserError
+from sparq_sim.timing.result import PhaseTime
+
+# name -> "module:Class"; imported only when asked for, so the default path stays light.
+TIMERS = {
+    "roofline": "sparq_sim.timing.roofline:RooflineTimer",
+    "sim": "sparq_sim.simulator.timer:SimulatedTimer",
+    "calibrated": "sparq_sim.calibration.timer:CalibratedTimer",
+}
+DEFAULT_TIMER = "roofline"
+
+
+def get_timer(name: str, device, **options):
+    """Build the timer called `name` for `device`."""
+    key = str(name).strip().lower()
+    if key not in TIMERS:
+        raise UserError(f"unknown timing {name!r}: choose from {', '.join(TIMERS)}")
+    module_name, class_name = TIMERS[key].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UserError(f"timing {key!r} is not available in this installation") from None
+        raise
+    return getattr(module, class_name)(device, **options)
+
+
+__all__ = ["PhaseTime", "TIMERS", "DEFAULT_TIMER", "get_timer"]

@@ -1,0 +1,72 @@
+"""Parsing of the numbers users type: sequence lengths (32k), fractions (1/8), lists."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from sparq_sim.errors import UserError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
+_SUFFIX = {"": 1, "k": 1024, "m": 1024 * 1024}
+
+
+def parse_seq(text: str | int, what: str = "sequence length") -> int:
+    """Parse '4096', '32k' or '1m' (k and m are powers of two: 32k = 32768)."""
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _SIZE.match(str(text))
+        if not match:
+            raise UserError(f"bad {what} {text!r}: expected an integer with optional suffix k or m, e.g. 32k")
+        value = int(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if value < 1:
+        raise UserError(f"bad {what} {text!r}: must be at least 1")
+    return value
+
+
+def parse_fraction(text: str | float, what: str = "compression") -> float:
+    """Parse '1/8', '0.125' or 0.125 into a float in (0, 1]."""
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"bad {what} {text!r}: expected a fraction such as 1/8 or 0.125") from None
+    if not 0 < value <= 1:
+        raise UserError(f"bad {what} {text!r}: must be in (0, 1]")
+    return value
+
+
+def parse_positive_int(text: str | int, what: str) -> int:
+    """Parse a plain integer that must be at least 1."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UserError(f"bad {what} {text!r}: expected an integer") from None
+    if value < 1:
+        raise UserError(f"bad {what} {text!r}: must be at least 1")
+    return value
+
+
+def parse_list(text: str, parse, what: str) -> list:
+    """Parse a comma-separated list with the given element parser."""
+    items = [item for item in str(text).split(",") if item.strip()]
+    if not items:
+        raise UserError(f"bad {what} {text!r}: empty list")
+    return [parse(item.strip(), what) for item in items]
+
+
+def format_bytes(n: float) -> str:
+    """Human-readable bytes with binary-free decimal units (GB = 1e9), as datasheets use."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def format_seconds(t: float) -> str:
+    """Human-readable time: s, ms or us."""
+    if t >= 1:
+        return f"{t:.3g} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} us"

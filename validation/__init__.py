@@ -1,0 +1,1 @@
+"""The validation suite: predicted against measured (see docs/validation.md)."""

@@ -1,0 +1,134 @@
+"""Measure dense and SparQ kernels on the local device for one workload shape.
+
+Used by ``sparq-sim profile`` and ``python -m sparq_sim.kernels.bench_cpu``. Inputs are rotated
+between enough copies that the calls read DRAM, not the last-level cache (timing.copies_for);
+each copy has its own q. Bytes come from the lead's traffic model (sparq_sim.traffic: ideal
+element counts of SPARQ.md; "moved" bytes of the ideal implementation model rounded to the
+device's access granularity), so achieved GB/s and the fraction of the measured streaming
+bandwidth are comparable with the predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparq_sim.errors import UserError
+from sparq_sim.kernels import timing
+
+TORCH_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Case:
+    batch: int
+    heads: int
+    kv_heads: int
+    seq: int
+    head_dim: int
+    r: int
+    k: int
+    local_window: int = 0
+    dtype: str = "float32"
+    impl: str = "cpu"
+    store_k: str = "twice"
+    reallocate: bool = True
+
+
+def workload_for(case: Case):
+    """The lead's Workload for one attention layer of this shape (for the traffic model)."""
+    from sparq_sim.models import custom_model, get_preset
+    from sparq_sim.workload import Workload
+    model = custom_model(get_preset("llama-2-7b"), layers=1, heads=case.heads, kv_heads=case.kv_heads,
+                         head_dim=case.head_dim)
+    return Workload(model=model, seq=case.seq, batch=case.batch, r=case.r, k=case.k,
+                    local_window=case.local_window, kv_dtype=case.dtype, store_k=case.store_k,
+                    reallocate=case.reallocate)
+
+
+def traffic(case: Case, granularity: int) -> dict:
+    """Ideal bytes (SPARQ.md) and bytes moved at the access granularity, per method."""
+    from sparq_sim.traffic import ideal_attention_bytes
+    w = workload_for(case)
+    out = {}
+    for method in ("dense", "sparq"):
+        entry = {"ideal_bytes": float(ideal_attention_bytes(w, method))}
+        try:
+            from sparq_sim.implementations import get_implementation
+            phases = get_implementation("ideal").attention_phases(w, method)
+            entry["moved_bytes"] = float(sum(ph.moved_bytes(granularity) for ph in phases))
+        except Exception:  # noqa: BLE001 - the model is optional here; ideal bytes still stand
+            entry["moved_bytes"] = None
+        out[method] = entry
+    return out
+
+
+def _inputs(case: Case, device: str, seed: int):
+    import torch
+    dt = getattr(torch, case.dtype)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    shape = (case.batch, case.kv_heads, case.seq, case.head_dim)
+    q = torch.randn(case.batch, case.heads, case.head_dim, generator=g).to(device, dt)
+    K = torch.randn(shape, generator=g).to(device, dt)
+    V = torch.randn(shape, generator=g).to(device, dt)
+    K_t = K.transpose(-1, -2).contiguous() if case.store_k == "twice" else None
+    v_mean = V.float().mean(dim=2)
+    return q, K, V, K_t, v_mean
+
+
+def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | None = None,
+                 stream_Bps: float | None = None, methods=("dense", "sparq")) -> dict:
+    """Time the methods for `case`; returns a JSON-ready dict (seconds, bytes, GB/s, fractions)."""
+    import torch
+    from sparq_sim.kernels import dense_attention, sparq_attention
+    from sparq_sim.kernels._checks import DENSE_IMPLS, SPARQ_IMPLS
+
+    if case.dtype not in TORCH_DTYPES:
+        raise UserError(f"profile runs kernels in {', '.join(TORCH_DTYPES)}, not {case.dtype}")
+    device = "cuda" if case.impl == "triton" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("impl 'triton' needs a CUDA GPU for timing (none found)")
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    gran = 32 if device == "cuda" else 64
+    tr = traffic(case, gran)
+    elem = torch.empty((), dtype=getattr(torch, case.dtype)).element_size()
+    kv = case.batch * case.kv_heads * case.seq * case.head_dim * elem
+    per_copy = kv * (3 if case.store_k == "twice" else 2)
+    touched = min(tr["sparq"]["ideal_bytes"], tr["dense"]["ideal_bytes"]) if "sparq" in methods else tr["dense"]["ideal_bytes"]
+    if device == "cpu":
+        llc = timing.llc_bytes()
+    else:
+        llc = 128 << 20   # GPU L2s are at most ~100 MB today
+    n_copies = copies or timing.copies_for(touched, per_copy, llc)
+    seeds = iter(range(1000))
+
+    def make():
+        return _inputs(case, device, next(seeds))
+
+    result = {"case": case.__dict__.copy(), "device": device, "copies": n_copies,
+              "bytes_per_copy": per_copy, "llc_bytes": llc, "granularity_bytes": gran, "methods": {}}
+    calls = {}
+    if "dense" in methods:
+        dense_impl = case.impl if case.impl in DENSE_IMPLS else "torch-eager"
+        calls["dense"] = (dense_impl, lambda q, K, V, K_t, vm: dense_attention(q, K, V, impl=dense_impl))
+    if "sparq" in methods:
+        calls["sparq"] = (case.impl, lambda q, K, V, K_t, vm: sparq_attention(
+            q, K, V, r=case.r, k=case.k, local_window=case.local_window, reallocate=case.reallocate,
+            v_mean=vm, K_t=K_t, impl=case.impl))
+    inputs = [make() for _ in range(n_copies)]   # shared by both methods
+    for method, (impl, fn) in calls.items():
+        it = iter(range(10 ** 9))
+        res = timing.time_call(fn, lambda: inputs[next(it) % n_copies], warmup, repeats,
+                               copies=n_copies, sync=sync)
+        entry = {"impl": impl, "timing": res.to_dict(), **tr[method]}
+        entry["GBps_ideal"] = tr[method]["ideal_bytes"] / res.median_s / 1e9
+        if tr[method]["moved_bytes"]:
+            entry["GBps_moved"] = tr[method]["moved_bytes"] / res.median_s / 1e9
+        if stream_Bps:
+            entry["fraction_of_stream"] = tr[method]["ideal_bytes"] / res.median_s / stream_Bps
+        result["methods"][method] = entry
+    if "dense" in calls and "sparq" in calls:
+        d, s = result["methods"]["dense"], result["methods"]["sparq"]
+        result["speedup"] = d["timing"]["median_s"] / s["timing"]["median_s"]
+        result["ideal_speedup"] = d["ideal_bytes"] / s["ideal_bytes"]
+    del inputs
+    return result

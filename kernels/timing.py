@@ -1,0 +1,245 @@
+"""Timing harness for kernels on the local device: warm-up, repeats, median and spread, input
+rotation (so timings come from DRAM, not the last-level cache), and the machine's measured
+streaming-read bandwidth (cached per CPU model with its date).
+
+API (reused by the validation suite):
+    time_call(fn, make_inputs, warmup=3, repeats=21, *, copies=1, sync=None) -> TimingResult
+    copies_for(bytes_touched_per_call, bytes_per_copy, llc_bytes=None, ...) -> int
+    measure_stream_bandwidth(refresh=False) -> (Bps, info)
+    llc_bytes() -> int;  cpu_model() -> str;  environment() -> dict
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """Seconds per call over `n` timed calls."""
+
+    median_s: float
+    p10_s: float
+    p90_s: float
+    min_s: float
+    max_s: float
+    n: int
+    mean_s: float = 0.0
+    q1_s: float = 0.0
+    q3_s: float = 0.0
+    copies: int = 1
+
+    @property
+    def iqr_s(self) -> float:
+        return self.q3_s - self.q1_s
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["iqr_s"] = self.iqr_s
+        return out
+
+
+def _quantile(sorted_vals, p: float) -> float:
+    """Linear-interpolation quantile of already sorted values."""
+    if len(sorted_vals) == 1:
+        return sorted_vals[0]
+    x = p * (len(sorted_vals) - 1)
+    lo = int(x)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (x - lo)
+
+
+def summarize(times, copies: int = 1) -> TimingResult:
+    t = sorted(times)
+    if not t:
+        raise ValueError("no timings to summarize")
+    return TimingResult(median_s=statistics.median(t), p10_s=_quantile(t, 0.1), p90_s=_quantile(t, 0.9),
+                        min_s=t[0], max_s=t[-1], n=len(t), mean_s=statistics.fmean(t),
+                        q1_s=_quantile(t, 0.25), q3_s=_quantile(t, 0.75), copies=copies)
+
+
+def time_call(fn, make_inputs, warmup: int = 3, repeats: int = 21, *, copies: int = 1,
+              sync=None) -> TimingResult:
+    """Time fn(*args) per call with a monotonic clock.
+
+    make_inputs() returns one argument tuple; it is called `copies` times before timing and the
+    calls rotate through the copies (choose copies with :func:`copies_for` so that their total
+    exceeds the last-level cache, then every call reads DRAM). `sync` (e.g.
+    torch.cuda.synchronize) runs before and after each call. Warm-up calls are not timed.
+    """
+    if warmup < 0 or repeats < 1 or copies < 1:
+        raise ValueError("need warmup >= 0, repeats >= 1 and copies >= 1")
+    inputs = [tuple(make_inputs()) for _ in range(copies)]
+    for i in range(warmup):
+        fn(*inputs[i % copies])
+    if sync:
+        sync()
+    times = []
+    clock = time.perf_counter
+    for i in range(repeats):
+        args = inputs[(warmup + i) % copies]
+        if sync:
+            sync()
+        t0 = clock()
+        fn(*args)
+        if sync:
+            sync()
+        times.append(clock() - t0)
+    return summarize(times, copies)
+
+
+def llc_bytes(default: int = 32 * 1024 * 1024) -> int:
+    """Size of the last-level cache, from sysfs (Linux); `default` when unknown."""
+    best = 0
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    try:
+        for idx in base.glob("index*"):
+            level = int((idx / "level").read_text())
+            size = (idx / "size").read_text().strip()
+            mult = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(size[-1:], 1)
+            value = int(size.rstrip("KMG")) * mult
+            if level >= 2 and value > best and (idx / "type").read_text().strip() != "Instruction":
+                best = value
+    except (OSError, ValueError):
+        pass
+    return best or default
+
+
+def copies_for(bytes_touched: float, bytes_per_copy: float, llc: int | None = None, factor: float = 4.0,
+               max_copies: int = 64, memory_budget: float = 4e9) -> int:
+    """Input copies to rotate through so the bytes the calls touch exceed `factor` x the LLC.
+
+    A call that touches more than factor x LLC needs one copy; otherwise as many as fit in
+    `memory_budget` bytes of inputs, at most `max_copies`.
+    """
+    llc = llc or llc_bytes()
+    need = int(-(-factor * llc // max(1.0, bytes_touched)))
+    fit = max(1, int(memory_budget // max(1.0, bytes_per_copy)))
+    return max(1, min(need, fit, max_copies))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_dir() -> Path:
+    """SPARQ_SIM_CACHE_DIR, else $XDG_CACHE_HOME/sparq-sim, else ~/.cache/sparq-sim."""
+    env = os.environ.get("SPARQ_SIM_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "sparq-sim"
+
+
+def _threads() -> int:
+    try:
+        import numba
+        return int(numba.get_num_threads())
+    except ImportError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+STREAM_VERSION = 3  # bump when the measuring kernel changes: older cached figures are re-measured
+
+
+def _stream_kernel():
+    import numpy as np
+    from numba import njit, prange
+
+    @njit(parallel=True, fastmath=True, cache=True)
+    def stream_sum(a, n_chunks):
+        chunk = a.shape[0] // n_chunks
+        part = np.zeros(n_chunks, np.float32)
+        for c in prange(n_chunks):
+            x = a[c * chunk:(c + 1) * chunk]   # a slice indexed from 0 vectorises (no wraparound test)
+            s = np.float32(0.0)
+            for i in range(x.shape[0]):
+                s += x[i]
+            part[c] = s
+        return part.sum()
+    return stream_sum
+
+
+def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = None,
+                             repeats: int = 15) -> tuple[float, dict]:
+    """Streaming-read bandwidth of this machine in bytes/s, and how it was measured.
+
+    A numba parallel sum over a float32 buffer of at least 32 x LLC (and 1 GiB), all threads,
+    the median of `repeats` after a warm-up (the best and the p10/p90 rates are kept in info:
+    on a shared VM the best is an outlier, and kernel timings are compared by their medians). The figure is cached with its
+    date, CPU model and thread count in cache_dir()/stream_bandwidth.json and re-measured when
+    `refresh` is set or the CPU model or thread count changed.
+    """
+    import numpy as np
+
+    path = cache_dir() / "stream_bandwidth.json"
+    model, threads = cpu_model(), _threads()
+    if not refresh and path.exists():
+        try:
+            info = json.loads(path.read_text())
+            if (info.get("cpu_model") == model and info.get("threads") == threads and info.get("Bps", 0) > 0
+                    and info.get("version") == STREAM_VERSION):
+                info["cached"] = True
+                info["path"] = str(path)
+                return float(info["Bps"]), info
+        except (OSError, ValueError):
+            pass
+    nbytes = buffer_bytes or max(1 << 30, 32 * llc_bytes())
+    a = np.ones(nbytes // 4, np.float32)
+    kernel = _stream_kernel()
+    chunks = 64 * threads
+    kernel(a, chunks)  # compile / warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        kernel(a, chunks)
+        times.append(time.perf_counter() - t0)
+    res = summarize(times)
+    bps = a.nbytes / res.median_s
+    info = {"version": STREAM_VERSION, "Bps": bps, "best_Bps": a.nbytes / res.min_s,
+            "p10_Bps": a.nbytes / res.p90_s, "p90_Bps": a.nbytes / res.p10_s, "buffer_bytes": int(a.nbytes),
+            "repeats": repeats, "statistic": "median of repeats (kernel timings are medians too)",
+            "method": "numba parallel float32 sum (streaming read)",
+            "cpu_model": model, "threads": threads, "llc_bytes": llc_bytes(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info, indent=2))
+    except OSError:
+        pass
+    info["cached"] = False
+    info["path"] = str(path)
+    return bps, info
+
+
+def environment() -> dict:
+    """What a timing depends on: CPU, threads, library versions, date."""
+    env = {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "threads": _threads(),
+           "llc_bytes": llc_bytes(), "python": platform.python_version(), "platform": platform.platform(),
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    for mod in ("torch", "numba", "numpy", "triton"):
+        try:
+            env[f"{mod}_version"] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - absent or broken optional package
+            env[f"{mod}_version"] = None
+    try:
+        import torch
+        env["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            env["gpu"] = torch.cuda.get_device_name()
+    except Exception:  # noqa: BLE001
+        pass
+    return env

@@ -1,0 +1,97 @@
+"""Triton kernel: SparQ step 2's selection, exact top-k, local window and alpha, in one program
+per (batch, KV head).
+
+Grid (B * Hkv,). It folds the per-block statistics of step 1 into each head's max M and
+normaliser Z, then finds the exact (k - l)-th largest ranking value among positions
+[0, S - l) by radix selection on order-preserving 32-bit keys (8 passes of 4-bit digits, each
+a 16-bin count over the scores), and a last pass writes the chosen positions in ascending order
+(ties by position), appends the local window, and sums each head's s_hat over the chosen
+positions: alpha. Ranking value: the raw score when G = 1 (softmax is monotone), else the
+group's summed s_hat = sum_g exp(x_g - M_g) / Z_g.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _rank_keys(x_ptr, row0, offs_g, g_ok, M, invZ, offs, valid, S, G: tl.constexpr):
+    """Order-preserving uint32 keys of the ranking values at positions offs (invalid -> 0)."""
+    if G == 1:
+        v = tl.load(x_ptr + row0 * S + offs, mask=valid, other=0.0)
+    else:
+        xt = tl.load(x_ptr + (row0 + offs_g)[:, None] * S + offs[None, :],
+                     mask=g_ok[:, None] & valid[None, :], other=float("-inf"))
+        v = tl.sum(tl.exp(xt - M[:, None]) * invZ[:, None], axis=0)
+    bits = v.to(tl.uint32, bitcast=True)
+    key = tl.where((bits >> 31) == 1, ~bits, bits | 0x80000000)
+    return tl.where(valid, key, 0)
+
+
+@triton.jit
+def sparq_select_kernel(x_ptr, m_ptr, z_ptr, idx_ptr, alpha_ptr,
+                        S, k, l, HKV, n_blocks,
+                        G: tl.constexpr, G_PAD: tl.constexpr, NB_PAD: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid // HKV
+    h = pid % HKV
+    row0 = b * HKV * G + h * G                          # first query head of the group
+    offs_g = tl.arange(0, G_PAD)
+    g_ok = offs_g < G
+    offs_nb = tl.arange(0, NB_PAD)
+    st_ok = g_ok[:, None] & (offs_nb[None, :] < n_blocks)
+    stat = (row0 + offs_g)[:, None] * n_blocks + offs_nb[None, :]
+    mb = tl.load(m_ptr + stat, mask=st_ok, other=float("-inf"))
+    zb = tl.load(z_ptr + stat, mask=st_ok, other=0.0)
+    M = tl.max(mb, axis=1)
+    M = tl.where(g_ok, M, 0.0)
+    Z = tl.sum(tl.where(st_ok, zb * tl.exp(mb - M[:, None]), 0.0), axis=1)
+    invZ = tl.where(g_ok, 1.0 / tl.where(g_ok, Z, 1.0), 0.0)
+    n_pos = S - l
+    kk = k - l
+    digits = tl.arange(0, 16)
+    need = kk
+    prefix = tl.full((), 0, tl.uint32)
+    for p in tl.static_range(8):
+        shift: tl.constexpr = 28 - 4 * p
+        counts = tl.zeros((16,), tl.int32)
+        for s0 in range(0, n_pos, BLOCK):
+            offs = s0 + tl.arange(0, BLOCK)
+            valid = offs < n_pos
+            key = _rank_keys(x_ptr, row0, offs_g, g_ok, M, invZ, offs, valid, S, G)
+            if shift == 28:
+                match = valid
+            else:
+                match = valid & ((key >> (shift + 4)) == (prefix >> (shift + 4)))
+            dig = ((key >> shift) & 15).to(tl.int32)
+            hit = (dig[:, None] == digits[None, :]) & match[:, None]
+            counts += tl.sum(hit.to(tl.int32), axis=0)
+        ge = tl.sum(tl.where(digits[None, :] >= digits[:, None], counts[None, :], 0), axis=1)  # (16,)
+        best = tl.max(tl.where(ge >= need, digits, -1))
+        best = tl.maximum(best, 0)
+        ge_best = tl.sum(tl.where(digits == best, ge, 0))
+        cnt_best = tl.sum(tl.where(digits == best, counts, 0))
+        need = need - (ge_best - cnt_best)
+        prefix = prefix | (best.to(tl.uint32) << shift)
+    # prefix is the key of the kk-th largest; take every key above it and the first `need` equal to it
+    # (kk = 0 leaves need = 0 and prefix = all ones: nothing is taken)
+    taken = 0
+    ties = 0
+    alpha_num = tl.zeros((G_PAD,), tl.float32)
+    for s0 in range(0, S, BLOCK):
+        offs = s0 + tl.arange(0, BLOCK)
+        valid = offs < n_pos
+        key = _rank_keys(x_ptr, row0, offs_g, g_ok, M, invZ, offs, valid, S, G)
+        eq = valid & (key == prefix)
+        eq_rank = ties + tl.cumsum(eq.to(tl.int32), axis=0) - 1
+        sel = valid & ((key > prefix) | (eq & (eq_rank < need)))
+        ties += tl.sum(eq.to(tl.int32), axis=0)
+        window = (offs >= n_pos) & (offs < S)
+        slot = tl.where(window, kk + offs - n_pos, taken + tl.cumsum(sel.to(tl.int32), axis=0) - 1)
+        chosen = sel | window
+        taken += tl.sum(sel.to(tl.int32), axis=0)
+        tl.store(idx_ptr + pid * k + slot, offs, mask=chosen)
+        xt = tl.load(x_ptr + (row0 + offs_g)[:, None] * S + offs[None, :],
+                     mask=g_ok[:, None] & chosen[None, :], other=float("-inf"))
+        alpha_num += tl.sum(tl.where(chosen[None, :], tl.exp(xt - M[:, None]), 0.0), axis=1)
+    tl.store(alpha_ptr + row0 + offs_g, tl.minimum(alpha_num * invZ, 1.0), mask=g_ok)

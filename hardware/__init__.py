@@ -204,6 +204,14 @@ def load_device(name_or_path: str | Path) -> Device:
     if text.endswith(".toml") or "/" in text or Path(text).is_file():
         return load_file(text)
     key = text.lower()
+    # --- "local": this machine's profile, written by `sparq-sim measure` (issue 4) ---
+    if key == "local":
+        from sparq_sim.simulator.local import local_profile_path
+        local = local_profile_path()
+        if not local.is_file():
+            raise UserError(f"no local hardware profile at {local}: run `sparq-sim measure` first")
+        return load_file(local)
+    # --- end of the local hook ---
     exact = HERE / f"{key}.toml"
     if exact.is_file():
         return load_file(exact)

@@ -1,0 +1,232 @@
+"""Memory microbenchmarks of this machine, and the DRAM simulator's prediction beside them.
+
+Kernels (numba, multi-threaded over all cores):
+
+* stream read : sum of a buffer much larger than the last-level cache, front to back;
+* row gather  : rows of 64 B .. 8 KiB at random row-aligned positions of the same buffer
+  (positions from a per-thread LCG inside the kernel, so no index array is read);
+* pointer chase: one thread follows a random cyclic permutation of cache lines (idle latency).
+
+The buffer is an anonymous mapping advised MADV_HUGEPAGE (transparent huge pages), so the row
+gathers measure the DRAM path rather than page walks. Each figure: one warm-up, then repeats;
+the median is reported with the spread (min..max).
+
+``python -m sparq_sim.kernels.membench`` measures, builds the local hardware profile (fitting
+its in-flight limits, see sparq_sim/simulator/local.py), and prints measured against simulated
+bandwidth per row size. ``--write-md`` also writes kernels/MEMBENCH.md.
+(kernels/timing.py, the shared timing harness, was not there when this was written; the few
+timing helpers needed are here.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import mmap
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+LINE = 64
+ROW_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
+DEFAULT_BUFFER = 1 << 30
+
+
+def alloc_buffer(nbytes: int) -> tuple[np.ndarray, mmap.mmap]:
+    """A float64 array on an anonymous mapping advised to use huge pages, touched once."""
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            m.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+    arr = np.frombuffer(m, dtype=np.float64)
+    arr[:] = 1.0
+    return arr, m
+
+
+def huge_pages_kb() -> int:
+    """AnonHugePages of this process (kB), to report whether huge pages took effect."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _stream_sum(a):
+    n_threads = 64
+    chunk = (a.size + n_threads - 1) // n_threads
+    partial = np.zeros(n_threads)
+    for t in prange(n_threads):
+        s = 0.0
+        lo = t * chunk
+        hi = min(a.size, lo + chunk)
+        for i in range(lo, hi):
+            s += a[i]
+        partial[t] = s
+    return partial.sum()
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _gather_sum(a, row_elems, mask, n_gathers, seed):
+    """Sum `n_gathers` rows of `row_elems` float64 at random row indices (0..mask), per thread an
+    LCG (Knuth's MMIX constants, high bits): a cheap counter-free generator, no index array."""
+    n_threads = 64
+    per = (n_gathers + n_threads - 1) // n_threads
+    partial = np.zeros(n_threads)
+    for t in prange(n_threads):
+        s = 0.0
+        x = np.uint64(seed + t * 7919)
+        for g in range(t * per, min(n_gathers, t * per + per)):
+            x = x * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
+            pos = np.int64((x >> np.uint64(20)) & np.uint64(mask)) * row_elems
+            for j in range(row_elems):
+                s += a[pos + j]
+        partial[t] = s
+    return partial.sum()
+
+
+@njit(cache=True)
+def _chase(idx, start, steps):
+    p = start
+    for _ in range(steps):
+        p = idx[p]
+    return p
+
+
+def _timed(fn, *args, repeats: int = 7) -> list[float]:
+    fn(*args)  # warm-up (and compilation)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _summary(nbytes: float, times: list[float]) -> dict:
+    rates = sorted(nbytes / t for t in times)
+    return {"bytes": nbytes, "median_Bps": statistics.median(rates), "min_Bps": rates[0],
+            "max_Bps": rates[-1], "repeats": len(times)}
+
+
+def measure_stream(a: np.ndarray, repeats: int = 7) -> dict:
+    return _summary(a.nbytes, _timed(_stream_sum, a, repeats=repeats))
+
+
+def measure_gather(a: np.ndarray, row_bytes: int, total_bytes: int = 1 << 28, repeats: int = 7,
+                   seed: int = 12345) -> dict:
+    row_elems = row_bytes // 8
+    n_rows = 1 << int(np.log2(a.size // row_elems))   # a power of two: positions are masked
+    n_gathers = max(1, total_bytes // row_bytes)
+    out = _summary(n_gathers * row_bytes, _timed(_gather_sum, a, row_elems, n_rows - 1, n_gathers, seed,
+                                                  repeats=repeats))
+    out["row_bytes"] = row_bytes
+    return out
+
+
+def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, seed: int = 7) -> dict:
+    """Idle load-to-use latency: chase a random cycle through every line of the buffer."""
+    idx = a.view(np.int64)
+    n_lines = a.nbytes // LINE
+    stride = LINE // 8
+    perm = np.random.default_rng(seed).permutation(n_lines).astype(np.int64) * stride
+    idx[perm] = np.roll(perm, -1)
+    del perm
+    times = _timed(_chase, idx, 0, steps, repeats=repeats)
+    a[:] = 1.0
+    lat = sorted(t / steps for t in times)
+    return {"median_s": statistics.median(lat), "min_s": lat[0], "max_s": lat[-1], "steps": steps,
+            "repeats": repeats}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
+def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,
+            gather_bytes: int = 1 << 27, log=None) -> dict:
+    """Every measurement, as a dict (the input of sparq_sim.simulator.local.build_profile).
+
+    The stream and every row size are measured once per round, `repeats` rounds, and the median
+    over rounds is kept: slow drifts of a shared machine then hit every size alike.
+    """
+    say = log or (lambda *_: None)
+    a, m = alloc_buffer(buffer_bytes)
+    result = {"cpu": cpu_model(), "threads": get_num_threads(), "buffer_bytes": buffer_bytes,
+              "huge_pages_kB": huge_pages_kb(), "date": time.strftime("%Y-%m-%d"),
+              "repeats": repeats}
+    say(f"buffer {buffer_bytes >> 20} MiB, huge pages {result['huge_pages_kB'] >> 10} MiB, "
+        f"{result['threads']} threads, {result['cpu']}")
+    result["latency"] = measure_latency(a)
+    say(f"idle latency {result['latency']['median_s'] * 1e9:.1f} ns")
+    jobs = [("stream", _stream_sum, (a,), a.nbytes)]
+    for size in sizes:
+        row_elems = size // 8
+        n_rows = 1 << int(np.log2(a.size // row_elems))
+        n = max(1, gather_bytes // size)
+        jobs.append((size, _gather_sum, (a, row_elems, n_rows - 1, n, 12345), n * size))
+    times = {key: [] for key, *_ in jobs}
+    for key, fn, args, _ in jobs:
+        fn(*args)  # compile and warm up
+    for _ in range(repeats):
+        for key, fn, args, _ in jobs:
+            t0 = time.perf_counter()
+            fn(*args)
+            times[key].append(time.perf_counter() - t0)
+    result["stream"] = _summary(a.nbytes, times["stream"])
+    say(f"stream {result['stream']['median_Bps'] / 1e9:.2f} GB/s")
+    result["gather"] = []
+    for key, _, _, nbytes in jobs[1:]:
+        g = _summary(nbytes, times[key])
+        g["row_bytes"] = key
+        result["gather"].append(g)
+        say(f"gather {key:5d} B rows {g['median_Bps'] / 1e9:.2f} GB/s "
+            f"({g['min_Bps'] / 1e9:.2f}..{g['max_Bps'] / 1e9:.2f})")
+    del a, jobs, m   # the mapping is unmapped when the last view goes
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sparq_sim.kernels.membench", description=__doc__.split("\n")[0])
+    parser.add_argument("--buffer-mib", type=int, default=DEFAULT_BUFFER >> 20)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--out", help="where to write the local profile (default: the user cache)")
+    parser.add_argument("--write-md", action="store_true", help="write kernels/MEMBENCH.md")
+    args = parser.parse_args(argv)
+    from sparq_sim.simulator import local
+
+    meas = run_all(args.buffer_mib << 20, args.repeats, log=lambda s: print(s, file=sys.stderr))
+    profile = local.build_profile(meas)
+    path = local.write_profile(profile, args.out)
+    table = local.comparison_table(profile)
+    print(table)
+    print(f"\nlocal profile written to {path}")
+    if args.write_md:
+        cmd = "flock /tmp/sparq-bench.lock /work/venv/bin/python -m sparq_sim.kernels.membench --write-md"
+        md = local.membench_markdown(profile, cmd)
+        target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "MEMBENCH.md")
+        with open(target, "w") as f:
+            f.write(md)
+        print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

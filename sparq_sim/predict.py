@@ -96,8 +96,12 @@ def predict_method(w: Workload, method: str, impl, timer) -> MethodPrediction:
 
 def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
             timing: str = DEFAULT_TIMER, timer=None) -> Prediction:
-    """Predict dense and SparQ decoding for workload `w` on `device`."""
-    impl = get_implementation(implementation)
+    """Predict dense and SparQ decoding for workload `w` on `device`.
+
+    `implementation` is a registry name or an implementation object (e.g. one configured with
+    options such as ``get_implementation("llama.cpp").configure(threads=16)``).
+    """
+    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
     timer = timer or get_timer(timing, device)
     return Prediction(device, w, impl.name, timer.name,
                       *(predict_method(w, m, impl, timer) for m in METHODS))

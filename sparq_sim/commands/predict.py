@@ -20,6 +20,8 @@ def add_arguments(parser) -> None:
                         help="implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in impls.items()))
     parser.add_argument("--timing", default="roofline", metavar="HOW",
                         help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
+    parser.add_argument("--threads", metavar="N",
+                        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
     _args.add_format_argument(parser)
 
 
@@ -29,7 +31,8 @@ def run(args) -> int:
 
     workload = _args.workload_from_args(args)
     device = load_device(args.hw)
-    result = predict(workload, device, implementation=args.impl, timing=args.timing)
+    from sparq_sim.commands.plan import implementation_from_args
+    result = predict(workload, device, implementation=implementation_from_args(args), timing=args.timing)
     if args.format == "json":
         _args.print_json(result.to_dict())
     else:

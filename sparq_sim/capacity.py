@@ -1,0 +1,207 @@
+"""Capacity planning: KV-cache memory, the largest batch that fits, and the fastest configuration.
+
+Formulas (docs/planning.md):
+
+* KV bytes per token = layers x kv_heads x d_h x bytes per element x copies, with copies = 2 for
+  dense (K and V) and for SparQ with K stored once, 3 for SparQ with K stored twice (K, its
+  component-major copy, V): 50% more than dense.
+* SparQ's running value mean (reallocation) adds layers x kv_heads x d_h fp32 numbers per sequence.
+* Weights = parameters x bytes per weight.
+* Reserve: ``RESERVE_FRACTION`` of device memory is kept for activations, workspace, the
+  framework (CUDA context, allocator fragmentation) or the operating system. Assumed, not measured.
+* max batch = floor((capacity - weights - reserve) / KV bytes per sequence); 0 if not even one
+  sequence fits.
+* Best configuration: the batch (powers of two up to the max batch, and the max batch itself) and
+  the SparQ compression (``COMPRESSION_GRID`` unless given) with the most tokens/s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sparq_sim import dtypes
+from sparq_sim.models import ModelConfig
+from sparq_sim.workload import DEFAULT_COMPRESSION, Workload
+
+RESERVE_FRACTION = 0.10   # assumed: activations, workspace, framework/OS share of device memory
+VALUE_MEAN_BYTES = 4      # the running value mean is kept in fp32 (SPARQ.md)
+# Compressions searched for the best configuration: 1/16 is the most aggressive setting whose
+# accuracy the SparQ paper reports (r = 8 of d_h = 128); 1/2 the least.
+COMPRESSION_GRID = (1 / 2, 1 / 4, 1 / 8, 1 / 16)
+
+
+def kv_copies(method: str, store_k: str = "twice") -> int:
+    """How many S x d_h tensors per KV head and layer the method keeps."""
+    if method == "dense":
+        return 2
+    if method != "sparq":
+        raise ValueError(f"unknown method {method!r}")
+    return 3 if store_k == "twice" else 2
+
+
+def kv_bytes_per_token(model: ModelConfig, kv_dtype: str = "float16", method: str = "dense",
+                       store_k: str = "twice") -> int:
+    """KV-cache bytes one more token of one sequence costs."""
+    return model.layers * model.kv_heads * model.head_dim * dtypes.nbytes(kv_dtype) * kv_copies(method, store_k)
+
+
+def state_bytes_per_sequence(model: ModelConfig, method: str, reallocate: bool = True) -> int:
+    """Per-sequence state besides the cache: SparQ's fp32 running value mean."""
+    if method == "sparq" and reallocate:
+        return model.layers * model.kv_heads * model.head_dim * VALUE_MEAN_BYTES
+    return 0
+
+
+def weights_bytes(model: ModelConfig, weight_dtype: str = "float16") -> float:
+    return model.params * dtypes.nbytes(weight_dtype)
+
+
+def max_batch(capacity: float, weights: float, reserve: float, per_sequence: float) -> int:
+    """Largest batch whose caches fit beside the weights and the reserve; 0 if none does."""
+    free = capacity - weights - reserve
+    if free <= 0 or per_sequence <= 0:
+        return 0
+    return int(math.floor(free / per_sequence))
+
+
+def batch_grid(limit: int) -> list[int]:
+    """Powers of two up to `limit`, and `limit` itself."""
+    if limit < 1:
+        return []
+    out = {limit}
+    b = 1
+    while b <= limit:
+        out.add(b)
+        b *= 2
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    method: str
+    compression: float | None     # SparQ's setting (ideal traffic fraction target); None for dense
+    r: int | None
+    k: int | None
+    kv_bytes_per_token: int
+    kv_bytes_per_sequence: int
+    max_batch: int
+    tokens_per_s: float           # whole batch, at max_batch (0 when nothing fits)
+    step_time_s: float | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    device: object
+    model: ModelConfig
+    seq: int
+    implementation: str
+    timing: str
+    capacity_bytes: float
+    weights_bytes: float
+    reserve_bytes: float
+    reserve_fraction: float
+    dense: MethodPlan
+    sparq: MethodPlan                           # at the first compression listed
+    sparq_variants: tuple[MethodPlan, ...]      # one per compression listed
+    best: dict | None                           # batch and compression with the most tokens/s
+    dense_best: dict | None
+    curves: dict = field(default_factory=dict)  # label -> (batches, tokens/s) for the plot
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "hardware": self.device.name, "model": self.model.to_dict(), "seq": self.seq,
+            "implementation": self.implementation, "timing": self.timing,
+            "capacity_bytes": self.capacity_bytes, "weights_bytes": self.weights_bytes,
+            "reserve_bytes": self.reserve_bytes, "reserve_fraction": self.reserve_fraction,
+            "dense": {**self.dense.to_dict(), "best": self.dense_best},
+            "sparq": self.sparq.to_dict(),
+            "sparq_variants": [v.to_dict() for v in self.sparq_variants],
+            "best": self.best, "notes": list(self.notes),
+        }
+
+
+def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: str = "float16",
+         weight_dtype: str = "float16", store_k: str = "twice", reallocate: bool = True,
+         implementation="ideal", timing: str = "roofline",
+         reserve_fraction: float = RESERVE_FRACTION) -> Plan:
+    """Memory, max batch and tokens/s for dense and SparQ, and the best batch and compression."""
+    from sparq_sim.implementations import get_implementation
+    from sparq_sim.predict import predict
+    from sparq_sim.timing import get_timer
+
+    compressions = tuple(compressions) if compressions else (DEFAULT_COMPRESSION,)
+    search = tuple(compressions) if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) \
+        else COMPRESSION_GRID
+    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    timer = get_timer(timing, device)
+    capacity = device.capacity_bytes.value
+    weights = weights_bytes(model, weight_dtype)
+    reserve = reserve_fraction * capacity
+    common = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k, reallocate=reallocate)
+
+    def per_seq(method):
+        return (kv_bytes_per_token(model, kv_dtype, method, store_k) * seq
+                + state_bytes_per_sequence(model, method, reallocate))
+
+    limits = {m: max_batch(capacity, weights, reserve, per_seq(m)) for m in ("dense", "sparq")}
+    cache: dict = {}
+
+    def run(batch, c):
+        key = (batch, c)
+        if key not in cache:
+            w = Workload.build(model, seq, batch=batch, compression=c, **common)
+            cache[key] = predict(w, device, impl, timer=timer)
+        return cache[key]
+
+    def rate(p, method):
+        t = getattr(p, method).step.time_s
+        return p.workload.batch / t if t > 0 else 0.0
+
+    def method_plan(method, c):
+        limit = limits[method]
+        p = run(limit, c if c is not None else compressions[0]) if limit else None
+        w = p.workload if p else None
+        return MethodPlan(method, c, w.r if (w and c is not None) else None,
+                          w.k if (w and c is not None) else None,
+                          kv_bytes_per_token(model, kv_dtype, method, store_k), per_seq(method), limit,
+                          rate(p, method) if p else 0.0, getattr(p, method).step.time_s if p else None)
+
+    dense = method_plan("dense", None)
+    variants = tuple(method_plan("sparq", c) for c in compressions)
+    curves, notes = {}, []
+    for method, limit in limits.items():
+        if not limit:
+            notes.append(f"{method}: not even one sequence of {seq} tokens fits: weights "
+                         f"{weights / 1e9:.3g} GB + reserve {reserve / 1e9:.3g} GB + one sequence "
+                         f"{per_seq(method) / 1e9:.3g} GB > capacity {capacity / 1e9:.3g} GB")
+    grid_d = batch_grid(limits["dense"])
+    dense_rates = [rate(run(b, compressions[0]), "dense") for b in grid_d]
+    dense_best = None
+    if grid_d:
+        i = max(range(len(grid_d)), key=dense_rates.__getitem__)
+        dense_best = {"batch": grid_d[i], "tokens_per_s": dense_rates[i]}
+        curves["dense"] = (grid_d, dense_rates)
+    best = None
+    grid_s = batch_grid(limits["sparq"])
+    for c in search:
+        rates = [rate(run(b, c), "sparq") for b in grid_s]
+        if c in compressions:
+            curves[f"SparQ {_fraction(c)}"] = (grid_s, rates)
+        for b, t in zip(grid_s, rates):
+            if best is None or t > best["tokens_per_s"]:
+                w = run(b, c).workload
+                best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k,
+                        "tokens_per_s": t}
+    return Plan(device, model, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
+                dense, variants[0], variants, best, dense_best, curves, tuple(notes))
+
+
+def _fraction(c: float) -> str:
+    from fractions import Fraction
+    f = Fraction(c).limit_denominator(1024)
+    return f"{f.numerator}/{f.denominator}"

@@ -1,0 +1,169 @@
+"""llama.cpp style decoding on a CPU: a C++ graph of ops, each a parallel region over the threads.
+
+What is modelled (every constant below is an assumption, basis "assumed", unless said otherwise):
+
+* Threads share the socket's bandwidth, and one thread cannot pull more than a per-thread
+  ceiling: Little's law on the device file's ``[dram]`` figures,
+  outstanding misses per core x line size / idle latency (26.7 GB/s for an EPYC 7763 core); a
+  thread count below sustained / ceiling cannot saturate DRAM. Devices without those figures
+  use ``PER_THREAD_BPS_FALLBACK``.
+* ``--threads N`` (default: the device's cores). Matrix products split their rows over all
+  threads; ops that split by head (softmax rows, SparQ's attention op) run in rounds of
+  ``threads`` heads, so a head count that is not a multiple of the threads leaves some idle.
+* Every op is a parallel region ended by a barrier: the device's ``launch_s`` each. The dense
+  layer is ``DENSE_OPS_PER_LAYER`` ops (norms, Q/K/V/O and the three MLP projections, RoPE, cache
+  copies, K.q, softmax, V.p, adds); SparQ replaces K.q, softmax and V.p with one SparQ op and
+  adds one copy into the component-major K.
+* Weights: int8 means llama.cpp's Q8_0 (blocks of 32 int8 weights with one fp16 scale: 34 bytes
+  per 32 weights); other dtypes are stored as they are.
+* Dense attention is ggml's: K.q writes fp32 scores, the softmax reads them (``SOFTMAX_READS``
+  times) and writes probabilities, V.p reads them (V is stored transposed, so it still streams).
+* SparQ op ("threads across heads", no reallocation: the C++ implementation drops step 3, so
+  there is no value-mean traffic whatever the workload says): one thread takes one KV head (its
+  query-head group) at a time and does top-r, the r runs of the component-major K, softmax,
+  top-k selection, k gathered rows of K and of V (V kept position-major for the gathers), with
+  its scores in its own cache. Serial work per position: ``SOFTMAX_S_PER_ELEMENT`` per query
+  head and ``SELECT_S_PER_ELEMENT`` for the selection (an nth_element-style select), overlapped
+  with the thread's memory traffic.
+* The bandwidth shortfall (threads, per-thread ceiling, idle threads in the last round) and the
+  serial work are carried in each phase's ``fixed_s``, so the roofline timer's total is
+  max(bytes / attainable bandwidth, serial work) + barriers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sparq_sim.errors import UserError
+from sparq_sim.implementations import base
+from sparq_sim.traffic import STREAM, Access, Phase
+from sparq_sim.workload import Workload
+
+PER_THREAD_BPS_FALLBACK = 20e9    # assumed: one core's streaming read bandwidth where the file lacks [dram]
+Q8_0_BYTES_PER_WEIGHT = 34 / 32   # llama.cpp Q8_0 block layout (ggml-common.h: block_q8_0)
+DENSE_OPS_PER_LAYER = 22          # assumed: ops of llama.cpp's Llama layer graph that do work
+SOFTMAX_READS = 2                 # assumed: ggml's softmax reads its row for the max, then to exponentiate
+SCORE_BYTES = 4                   # fp32 scores and probabilities
+SOFTMAX_S_PER_ELEMENT = 1.5e-9    # assumed: vectorised exp, max and sum, about 4 cycles per element
+SELECT_S_PER_ELEMENT = 4e-9       # assumed: nth_element-style selection, about 10 cycles per element
+SCORE_OPS = 5
+
+
+def per_thread_bandwidth(device) -> float:
+    """One thread's bandwidth ceiling: Little's law on the device's [dram] figures."""
+    dram = (device.raw or {}).get("dram", {}) if device is not None else {}
+    try:
+        outstanding = float(dram["outstanding_per_unit"]["value"])
+        latency = float(dram["idle_latency_s"]["value"])
+    except (KeyError, TypeError, ValueError):
+        return PER_THREAD_BPS_FALLBACK
+    return outstanding * device.granularity / latency
+
+
+class LlamaCpp:
+    name = "llama.cpp"
+    description = ("C++ on a CPU (llama.cpp style): threads across heads, per-thread bandwidth ceiling, "
+                   "Q8_0 int8 weights, K stored twice, no reallocation; --threads N")
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
+    def configure(self, threads: int | None = None, **other) -> "LlamaCpp":
+        if other:
+            raise UserError(f"implementation llama.cpp does not take {', '.join(other)}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise UserError(f"threads must be an integer of at least 1, got {threads!r}")
+        return LlamaCpp(threads)
+
+    # -- how long work takes on the threads -------------------------------------------------------
+    def _threads(self, device) -> int:
+        if device is None:
+            return self.threads or 1
+        if device.kind != "cpu":
+            raise UserError(f"implementation llama.cpp models a CPU; {device.name} is a {device.kind} "
+                            "(use --impl gpt-fast for GPUs)")
+        return self.threads or int(device.compute_units.value)
+
+    def _shortfall(self, device, moved: float, flops: float, dtype: str, items: int | None,
+                   serial_per_item: float = 0.0) -> float:
+        """Extra seconds over the roofline's max(moved/sustained, flops/peak) for this phase.
+
+        items=None: the work splits evenly over all threads. Otherwise it is `items` equal pieces
+        handed out one per thread, in rounds.
+        """
+        if device is None:
+            return 0.0
+        threads = self._threads(device)
+        sustained, ceiling = device.sustained_bandwidth, per_thread_bandwidth(device)
+        roofline = max(moved / sustained, flops / device.peak(dtype))
+        cores = int(device.compute_units.value)
+        compute_rate = device.peak(dtype) * min(threads, cores) / cores
+        if items is None or items <= 0:
+            bandwidth = min(sustained, threads * ceiling)
+            own = max(moved / bandwidth, flops / compute_rate)
+        else:
+            active = min(threads, items)
+            rounds = math.ceil(items / threads)
+            per_item_bw = min(ceiling, sustained / active)
+            per_item_rate = compute_rate / active
+            own = rounds * max(moved / items / per_item_bw, flops / items / per_item_rate, serial_per_item)
+        return max(0.0, own - roofline)
+
+    def _phase(self, device, name, accesses, flops=0.0, dtype="float32", items=None, serial=0.0,
+               ops=0, part="attention", in_formula=True) -> Phase:
+        accesses = tuple(accesses)
+        granularity = device.granularity if device is not None else 64
+        moved = sum(a.moved_bytes(granularity) for a in accesses)
+        fixed = self._shortfall(device, moved, flops, dtype, items, serial)
+        return Phase(name, accesses, flops=flops, flop_dtype=dtype, launches=ops, fixed_s=fixed,
+                     part=part, in_formula=in_formula)
+
+    # -- the model ------------------------------------------------------------------------------------
+    def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
+        self._threads(device)
+        s = base.Shape.of(w)
+        L, nq = w.model.layers, s.q_instances
+        score_row = s.seq * SCORE_BYTES
+        if method == "dense":
+            scores = Access(STREAM, nq, score_row, what="scores")
+            probs = Access(STREAM, nq, score_row, what="probs")
+            return [
+                self._phase(device, "scores", (base.read_q(s), base.stream_all(s, "K"),
+                                               Access(STREAM, nq, score_row, write=True, what="scores")),
+                            flops=2.0 * s.head_dim * s.seq * nq, ops=L),
+                self._phase(device, "softmax", (scores.scaled(SOFTMAX_READS),
+                                                Access(STREAM, nq, score_row, write=True, what="probs")),
+                            flops=float(SCORE_OPS * s.seq * nq), items=nq,
+                            serial=SOFTMAX_S_PER_ELEMENT * s.seq, ops=L),
+                self._phase(device, "values", (probs, base.stream_all(s, "V"), base.write_out(s)),
+                            flops=2.0 * s.head_dim * s.seq * nq, ops=L),
+                self._phase(device, "kv_append", base.cache_append(s, "once").accesses, ops=2 * L,
+                            in_formula=False),
+            ]
+        if method != "sparq":
+            raise ValueError(f"unknown method {method!r}")
+        g = w.model.group
+        accesses = (base.read_q(s), base.step1_keys(s, w.store_k), base.gather_rows(s, "K"),
+                    base.gather_rows(s, "V"), base.write_out(s))
+        flops = (2.0 * s.r * s.seq + (4.0 * s.head_dim + SCORE_OPS) * s.k + SCORE_OPS * s.seq) * nq
+        serial = s.seq * (g * SOFTMAX_S_PER_ELEMENT + SELECT_S_PER_ELEMENT)
+        return [
+            self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,
+                        ops=L),
+            self._phase(device, "kv_append", base.cache_append(s, w.store_k).accesses,
+                        ops=(2 + (w.store_k == "twice")) * L, in_formula=False),
+        ]
+
+    def other_phases(self, w: Workload, device=None) -> list[Phase]:
+        self._threads(device)
+        layers = w.model.layers
+        per_weight = Q8_0_BYTES_PER_WEIGHT if w.weight_dtype == "int8" else w.weight_bytes
+        total = w.model.params * per_weight
+        accesses = (Access(STREAM, layers, int(round(total / layers)), what="weights"),)
+        flops = 2.0 * w.model.params * w.batch
+        other_ops = (DENSE_OPS_PER_LAYER - 3) * layers
+        return [self._phase(device, "weights", accesses, flops=flops, dtype=w.weight_dtype,
+                            ops=other_ops, part="other")]
+
+
+IMPLEMENTATION = LlamaCpp()

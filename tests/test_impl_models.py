@@ -1,0 +1,75 @@
+"""End-to-end implementation models: gpt-fast (GPU) and llama.cpp (CPU), and --impl/--threads."""
+
+import pytest
+
+from sparq_sim.hardware import load_device
+from sparq_sim.implementations import all_implementations, get_implementation
+from sparq_sim.models import get_preset
+from sparq_sim.predict import predict
+from sparq_sim.workload import Workload
+
+
+def test_registry_and_help(cli):
+    assert {"ideal", "gpt-fast", "llama.cpp"} <= set(all_implementations())
+    code, out, _ = cli("predict", "--help")
+    assert code == 0 and "gpt-fast" in out and "llama.cpp" in out and "--threads" in out
+
+
+def test_cli_impl_and_threads(cli):
+    code, out, err = cli("predict", "--hw", "epyc-7763", "--seq", "32k", "--impl", "llama.cpp",
+                         "--threads", "8", "--weight-dtype", "int8")
+    assert code == 0, err
+    assert "implementation llama.cpp" in out
+    for argv, needle in ((["--hw", "h100", "--impl", "ideal", "--threads", "4"], "--threads does not apply"),
+                         (["--hw", "h100", "--impl", "llama.cpp"], "models a CPU"),
+                         (["--hw", "epyc-7763", "--impl", "gpt-fast"], "models a GPU"),
+                         (["--hw", "epyc-7763", "--impl", "llama.cpp", "--threads", "0"], "bad --threads")):
+        code, _, err = cli("predict", "--seq", "4k", *argv)
+        assert code == 2 and needle in err, err
+
+
+def _step_speedup(impl, hw, seq, **kw):
+    w = Workload.build(get_preset(kw.pop("model", "llama-2-7b")), seq, **kw)
+    return predict(w, load_device(hw), impl)
+
+
+def test_threads_share_bandwidth():
+    cpu = get_implementation("llama.cpp")
+    times = {t: _step_speedup(cpu.configure(threads=t), "epyc-7763", 32768).dense.step.time_s
+             for t in (1, 2, 4, 64)}
+    assert times[1] > times[2] > times[4] > times[64]
+    # Past saturation (sustained / per-thread ceiling, about 6 threads here) more threads do not help.
+    t8 = _step_speedup(cpu.configure(threads=8), "epyc-7763", 32768).dense.step.time_s
+    assert t8 == pytest.approx(times[64], rel=0.02)
+
+
+def test_q8_weights_and_gqa():
+    cpu = get_implementation("llama.cpp")
+    fp16 = _step_speedup(cpu, "epyc-7763", 4096).dense.step.time_s
+    q8 = _step_speedup(cpu, "epyc-7763", 4096, weight_dtype="int8").dense.step.time_s
+    assert q8 < 0.7 * fp16
+    gqa = _step_speedup("gpt-fast", "h100-pcie", 32768, model="llama-3-8b")
+    mha = _step_speedup("gpt-fast", "h100-pcie", 32768, model="llama-2-7b")
+    assert gqa.dense.attention.bytes < mha.dense.attention.bytes / 3
+
+
+def test_gpu_overheads_hurt_short_sequences():
+    short = _step_speedup("gpt-fast", "h100-pcie", 2048)
+    assert short.speedup["step"] < 1.05           # fixed kernel costs eat the saving at short S
+    ideal = _step_speedup("ideal", "h100-pcie", 45000)
+    real = _step_speedup("gpt-fast", "h100-pcie", 45000)
+    assert real.speedup["step"] < ideal.speedup["step"]
+
+
+def test_published_gpu_end_to_end():
+    """SparQ paper: up to ~1.9x end to end at 45k tokens, gpt-fast, Llama 2 7B, one H100 PCIe."""
+    p = _step_speedup("gpt-fast", "h100-pcie", 45000)
+    assert p.speedup["step"] == pytest.approx(1.9, rel=0.15)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/planning.md): the llama.cpp model predicts "
+                   "~3.8x at 128k on an EPYC 7763 against the published ~2.5x; cause not identified")
+def test_published_cpu_end_to_end():
+    """SparQ paper: ~2.5x end to end at 128k tokens, llama.cpp, Llama 2 7B, CPU (AMD EPYC)."""
+    p = _step_speedup("llama.cpp", "epyc-7763", 131072)
+    assert p.speedup["step"] == pytest.approx(2.5, rel=0.15)

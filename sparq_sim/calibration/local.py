@@ -1,0 +1,118 @@
+"""This machine as a Device, for ``validate --local``.
+
+Preference order: the simulator's measured local profile (``--hw local``) when the hardware
+library has one; otherwise a Device built here from a measured read bandwidth (the kernels'
+``measure_stream_bandwidth`` when available, else a torch sum over a buffer far larger than the
+LLC), labelled ``measured``; the rest of its figures are read from the OS or marked ``assumed``.
+The measured bandwidth is stored with the local calibration, so predictions made with that
+calibration reuse the bandwidth it was fitted with.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from sparq_sim.errors import UserError
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def llc_bytes() -> int:
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    best = 0
+    for idx in base.glob("index*"):
+        try:
+            size = (idx / "size").read_text().strip()
+        except OSError:
+            continue
+        mult = {"K": 1024, "M": 1024 ** 2}.get(size[-1], 1)
+        best = max(best, int(size.rstrip("KM")) * mult)
+    return best or 32 * 1024 ** 2
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:
+    """Read bandwidth of this machine, bytes/s, and how it was measured."""
+    try:
+        from sparq_sim.kernels.timing import measure_stream_bandwidth  # the kernels' harness (issue 3)
+        bw, info = measure_stream_bandwidth()
+        return float(bw), (f"measured: sparq_sim.kernels.timing.measure_stream_bandwidth, {info.get('method', '')}, "
+                           f"{info.get('statistic', '')}, {info.get('threads', '?')} threads, {info.get('date', '')}")
+    except ImportError:
+        pass
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    n = max(64 * 1024 ** 2, 8 * llc_bytes()) // 4
+    buf = torch.ones(n, dtype=torch.float32)
+    buf.sum()
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        buf.sum()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    bw = n * 4 / times[len(times) // 2]
+    return bw, (f"measured: median of 7 torch.sum passes over {n * 4 / 1e6:.0f} MB (> 8x LLC) "
+                f"with {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
+
+
+@lru_cache(maxsize=None)
+def local_device(bandwidth_Bps: float | None = None, source: str = ""):
+    """The local CPU as a Device; `bandwidth_Bps` (from a calibration file) skips the measurement."""
+    from sparq_sim.hardware import Device, Figure, load_device
+    try:
+        return load_device("local")
+    except UserError:
+        pass
+    if bandwidth_Bps is None:
+        stored = _stored_bandwidth()
+        if stored is not None:
+            bandwidth_Bps, source = stored
+        else:
+            bandwidth_Bps, source = measure_read_bandwidth()
+    n = cores()
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        mem = 16 * 1024 ** 3
+    peak = n * 2.45e9 * 32
+    return Device(
+        name="local", description=f"this machine: {cpu_model()}, {n} cores", kind="cpu", aliases=(),
+        technology="measured",
+        bandwidth_Bps=Figure(float(bandwidth_Bps), "measured", source or "measured read bandwidth"),
+        achievable_fraction=Figure(1.0, "derived", "bandwidth is already a measured sustained figure"),
+        capacity_bytes=Figure(float(mem), "measured", "os.sysconf physical pages"),
+        channels=Figure(1.0, "assumed", "unknown on a VM"),
+        granularity_bytes=Figure(64.0, "datasheet", "64-byte cache lines (x86-64)"),
+        llc_bytes=Figure(float(llc_bytes()), "measured", "/sys/devices/system/cpu/cpu0/cache"),
+        compute_units=Figure(float(n), "measured", "os.sched_getaffinity"),
+        launch_s=Figure(5e-6, "assumed", "assumed parallel-region start cost; the calibration fits its own"),
+        peak_flops={"float32": Figure(peak, "assumed", "cores x 2.45 GHz x 32 fp32 flop/cycle (Zen 3 class)")},
+        path="(built by sparq_sim.calibration.local)")
+
+
+def _stored_bandwidth():
+    from sparq_sim.calibration import store
+    path = store.HERE / "local-cpu.toml"
+    if not path.is_file():
+        return None
+    cal = store.load(path)
+    if cal.get("meta", {}).get("cpu_model") != cpu_model():
+        return None
+    return float(cal["bandwidth_Bps"]), str(cal.get("meta", {}).get("bandwidth_source", "stored calibration"))

@@ -1,0 +1,114 @@
+"""`sparq-sim validate`: predicted against measured, on published measurements or on this machine.
+
+    sparq-sim validate --measurements FILE.csv [--fit] [--holdout seq] [--plot FILE] [--format json]
+    sparq-sim validate --local --out FOLDER [--quick] [--calibrate]
+
+See docs/validation.md for the method, the models and the recorded results.
+"""
+
+from __future__ import annotations
+
+from sparq_sim.commands import _args
+from sparq_sim.errors import UserError
+
+NAME = "validate"
+HELP = "validate predictions against measurements (a CSV in the published schema, or this machine)"
+ORDER = 60
+
+
+def add_arguments(parser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--measurements", metavar="FILE.csv",
+                     help="measurements in the schema of shared/reference/README.md")
+    src.add_argument("--local", action="store_true",
+                     help="run the project's kernels on this machine and validate against them")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit the constants on the validated file itself (otherwise stored calibration "
+                             "data or the device family's, scaled by datasheet figures)")
+    parser.add_argument("--holdout", choices=("seq",),
+                        help="with --measurements: fit on every other sequence length, validate on the rest")
+    parser.add_argument("--train-seq", dest="train_seq", metavar="LIST",
+                        help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192")
+    parser.add_argument("--calibration", metavar="FILE.toml", help="calibration file to use instead of the stored one")
+    parser.add_argument("--write-calibration", dest="write_calibration", metavar="FILE.toml",
+                        help="with --fit: also write the fitted constants, with their provenance, to this file")
+    parser.add_argument("--plot", metavar="FILE", help="write predicted-vs-measured and error-vs-S plots (.png/.svg)")
+    parser.add_argument("--worst", default="10", help="worst rows to list (default 10)")
+    local = parser.add_argument_group("--local")
+    local.add_argument("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot")
+    local.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
+    local.add_argument("--calibrate", action="store_true",
+                       help="re-run the local calibration microbenchmarks before validating")
+    local.add_argument("--threads", help="threads for the kernels (default: all cores)")
+    _args.add_format_argument(parser)
+
+
+def run(args) -> int:
+    from sparq_sim.units import parse_list, parse_positive_int, parse_seq
+    from sparq_sim.validation import core
+
+    worst = parse_positive_int(args.worst, "--worst")
+    if args.plot:
+        from sparq_sim.plots import check_output_path
+        check_output_path(args.plot, flag="--plot")
+    if args.local:
+        if args.holdout or args.train_seq or args.write_calibration:
+            raise UserError("--holdout, --train-seq and --write-calibration go with --measurements")
+        from sparq_sim.validation import local
+        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads")
+        report = local.run_local(out=args.out, quick=args.quick, calibrate=args.calibrate, fit=args.fit,
+                                 threads=threads, plot=args.plot, calibration=args.calibration)
+        _print(report, args, worst)
+        return 0
+
+    from sparq_sim.validation.measurements import read_measurements
+    if args.out or args.quick or args.calibrate or args.threads:
+        raise UserError("--out, --quick, --calibrate and --threads go with --local")
+    if args.train_seq and not args.holdout:
+        raise UserError("--train-seq needs --holdout seq")
+    if args.write_calibration and not args.fit:
+        raise UserError("--write-calibration needs --fit")
+    if args.write_calibration and args.holdout:
+        raise UserError("--write-calibration fits on the whole file: drop --holdout")
+    rows = read_measurements(args.measurements)
+    if args.holdout:
+        train_seqs = None
+        if args.train_seq:
+            train_seqs = set(parse_list(args.train_seq, parse_seq, "--train-seq"))
+        train, test, used = core.split_by_seq(rows, train_seqs)
+        report = core.validate(test, fit=True, train=train,
+                               label=f"{args.measurements}: fitted on S in {used}, validated on the other "
+                                     f"{len(test)} rows")
+    else:
+        if args.write_calibration:
+            devices = {m.hardware for m in rows}
+            if len(devices) != 1:
+                raise UserError("--write-calibration needs a file with one device")
+            _write_calibration(rows, args)
+        report = core.validate(rows, fit=args.fit, calibration=args.calibration,
+                               label=f"{args.measurements}" + (" (fitted on itself)" if args.fit else ""))
+    if args.plot:
+        core.plot(report, args.plot)
+    _print(report, args, worst)
+    return 0
+
+
+def _write_calibration(rows, args) -> None:
+    import shlex
+    import sys
+
+    from sparq_sim.calibration import calibrate
+    from sparq_sim.validation.core import device_for
+
+    device = device_for(rows[0].hardware)
+    command = "sparq-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "sparq-sim validate"
+    calibrate(rows, device, args.write_calibration, command=command, fitted_on=str(args.measurements),
+              family=device.kind)
+
+
+def _print(report, args, worst: int) -> None:
+    from sparq_sim.validation import core
+    if args.format == "json":
+        _args.print_json(report.to_dict(worst))
+    else:
+        print(core.format_report(report, worst))

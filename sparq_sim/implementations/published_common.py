@@ -1,0 +1,293 @@
+"""Phase models of the published SparQ benchmark kernels (reference/README.md) and our replicas.
+
+Every timed kernel label of the published A10G data (and of ``validate --local``) maps to one
+builder here, which returns the phases of one call for the whole batch: each phase with its
+launches (GPU kernels or CPU parallel regions issued by the host), the bytes it moves as
+``Access`` patterns (including the gathered copies that eager versions write and read back, the
+score tensors, the top-k and softmax passes), and a few extra counts the calibrated timer needs:
+
+* ``family``: which fitted constants apply (``eager``, ``compiled``, ``triton``, ``sdpa-flash``,
+  ``sdpa-mem-efficient``, ``fused``: one program per (batch, head) row, ...);
+* ``rows``: independent programs a fused kernel runs (one per (batch, head) row): with few rows a
+  row-parallel kernel cannot draw the whole bandwidth;
+* ``topk_elements``: elements a top-k pass ranks (its throughput is fitted);
+* ``scattered_loads``: element loads at unrelated addresses (the K-once step 1): their issue
+  rate, not the sector traffic, limits them.
+
+Builders are plain functions of the workload, so the same phases serve ``predict --impl
+published-*`` on any device and the validation suite. Nothing here is device-specific: the
+numbers that are (bandwidth efficiencies, launch costs, rates) live in the calibration data.
+
+The module has no ``IMPLEMENTATION``: the registry skips it; ``published_torch``,
+``published_compiled`` and ``published_triton`` expose the builders as implementations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sparq_sim.implementations import base
+from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM, Access, Phase
+from sparq_sim.workload import Workload
+
+INDEX_BYTES = 8  # torch.topk returns int64 indices
+
+
+@dataclass(frozen=True)
+class KernelPhase(Phase):
+    """A Phase with the counts the calibrated timer uses beyond bytes, flops and launches."""
+
+    family: str = "eager"
+    rows: int = 0               # parallel programs of a row-parallel fused kernel (0: not limited)
+    topk_elements: int = 0      # elements ranked by a top-k pass
+    scattered_loads: int = 0    # element loads at unrelated addresses
+
+
+def _stream(count: int, size: int, what: str, write: bool = False) -> Access:
+    return Access(STREAM, max(1, int(count)), max(1, int(size)), write=write, what=what)
+
+
+def _ph(name, accesses, family, launches, **kw) -> KernelPhase:
+    return KernelPhase(name, tuple(a for a in accesses if a is not None), launches=launches,
+                       family=family, **kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense kernels
+# ----------------------------------------------------------------------------------------------
+
+def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = False) -> list[Phase]:
+    """Matmul, (scale), softmax, matmul: attn-torch, attn-compiled, attn-math.
+
+    The S scores of every query head are written by the first matmul and read back by the
+    softmax, which writes the probabilities the second matmul reads. ``copy_k``: the math
+    backend of scaled_dot_product_attention materialises a copy of K before the matmul.
+    """
+    s = base.Shape.of(w)
+    e, S = s.elem, s.seq
+    scores = s.q_instances * S * e
+    phases = []
+    if copy_k:
+        phases.append(_ph("copy_K", [base.stream_all(s, "K"), _stream(s.kv_instances, S * s.row, "K copy", True)],
+                          family, 2))    # q * scale, K contiguous copy
+        k_read = _stream(s.kv_instances, S * s.row, "K copy")
+    else:
+        k_read = base.stream_all(s, "K")
+    phases.append(_ph("scores", [base.read_q(s), k_read, _stream(1, scores, "scores", True)], family, 1,
+                      flops=2.0 * s.head_dim * S * s.q_instances))
+    if scale_pass:
+        phases.append(_ph("scale", [_stream(1, scores, "scores"), _stream(1, scores, "scores", True)], family, 1))
+    phases.append(_ph("softmax", [_stream(1, scores, "scores"), _stream(1, scores, "probs", True)], family, 1))
+    phases.append(_ph("values", [_stream(1, scores, "probs"), base.stream_all(s, "V"), base.write_out(s)],
+                      family, 1, flops=2.0 * s.head_dim * S * s.q_instances))
+    return phases
+
+
+def dense_fused(w: Workload, family: str, *, copy_kv: bool = False) -> list[Phase]:
+    """One fused kernel, one program per (batch, head) row streaming K and V once.
+
+    ``copy_kv``: K and V are first copied to the layout the kernel wants (the published flash
+    backend with batch > 1 moves three times dense bytes; see docs/validation.md).
+    """
+    s = base.Shape.of(w)
+    phases = []
+    if copy_kv:
+        phases.append(_ph("layout_copy", [base.stream_all(s, "K"), base.stream_all(s, "V"),
+                                          _stream(s.kv_instances, 2 * s.seq * s.row, "K,V copy", True)],
+                          family + "-copy", 2))
+    phases.append(_ph("attention", [base.read_q(s), base.stream_all(s, "K"), base.stream_all(s, "V"),
+                                    base.write_out(s)], family, 1, rows=s.q_instances,
+                      flops=4.0 * s.head_dim * s.seq * s.q_instances))
+    return phases
+
+
+# ----------------------------------------------------------------------------------------------
+# SparQ kernels
+# ----------------------------------------------------------------------------------------------
+
+def _step1_reads(s: base.Shape, store_k: str) -> tuple[Access, int]:
+    """Reads of step 1 (r runs of K_t, or r scattered components of every K row) and scattered loads."""
+    if store_k == "twice":
+        return base.step1_keys(s, "twice"), 0
+    return base.step1_keys(s, "once"), s.kv_instances * s.seq * s.r
+
+
+def _query_setup(s: base.Shape, family: str, launches: int) -> KernelPhase:
+    """top-r of |q| (summed over a group), gathers of q's components, tau: small tensors, many ops."""
+    return _ph("top_r", [base.read_q(s), _stream(s.q_instances, s.r * 4 * s.elem, "q_hat,|q| sums", True)],
+               family, launches, topk_elements=s.q_instances * s.head_dim)
+
+
+def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False) -> list[Phase]:
+    """sparq-attn-torch(-oneK), and under torch.compile (``fused_small``: fewer, fused small ops).
+
+    Step 1 gathers r components of every key into a new tensor (K_t rows when K is stored twice,
+    scattered elements of position-major K when once), the matmul reads it back and writes S
+    scores per query head; a scaled softmax reads and writes them; top-k ranks them; k rows of K
+    and of V are gathered into new tensors that the matmuls read back; then the lerp.
+    """
+    s = base.Shape.of(w)
+    e, S, R = s.elem, s.seq, s.row
+    copy1 = s.kv_instances * S * s.r * e
+    scores = s.q_instances * S * e
+    step1, _ = _step1_reads(s, w.store_k)
+    few = fused_small
+    phases = [
+        _query_setup(s, family, 3 if few else 5),
+        # torch.gather is element-wise (one int64 index per element): every gathered element is a load
+        _ph("gather_r", [step1, _stream(1, copy1, "K_hat copy", True)], family, 1,
+            scattered_loads=s.kv_instances * S * s.r),
+        _ph("scores_r", [_stream(1, copy1, "K_hat copy"), _stream(1, scores, "scores", True)], family, 1,
+            flops=2.0 * s.r * S * s.q_instances),
+        _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
+            1 if few else 5),
+        _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
+            family, 1 if few else 2, topk_elements=s.kv_instances * S),
+        _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], family, 1 if few else 2),
+        _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
+            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim),
+        _ph("scores_k", [_stream(s.kv_instances, s.k * R, "K rows copy"),
+                         _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
+            flops=2.0 * s.head_dim * s.k * s.q_instances),
+        _ph("softmax_k", [_stream(s.q_instances, s.k * e, "scores"), _stream(s.q_instances, s.k * e, "s", True)],
+            family, 1 if few else 2),
+        _ph("gather_V", [base.gather_rows(s, "V"), _stream(s.kv_instances, s.k * R, "V rows copy", True)],
+            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim),
+        _ph("values", [_stream(s.kv_instances, s.k * R, "V rows copy"), base.write_out(s)], family, 1,
+            flops=2.0 * s.head_dim * s.k * s.q_instances),
+    ]
+    if w.reallocate:
+        phases.append(_ph("lerp", [*base.value_mean(s)[:1], _stream(s.q_instances, R, "y"), base.write_out(s)],
+                          family, 1 if few else 2))
+    return phases
+
+
+def sparq_triton(w: Workload, family: str = "triton") -> list[Phase]:
+    """sparq-attn-triton(-oneK): the three gather-then-matmul steps are Triton kernels with the
+    gather fused into the dot product (one program per (batch, head) row, no gathered copy);
+    top-k, softmax and lerp stay PyTorch ops (family ``eager`` for their launches)."""
+    s = base.Shape.of(w)
+    e, S = s.elem, s.seq
+    scores = s.q_instances * S * e
+    step1, scattered = _step1_reads(s, w.store_k)
+    phases = [
+        _query_setup(s, "eager", 5),
+        _ph("step1", [step1, _stream(1, scores, "scores", True)], family, 1, rows=s.kv_instances,
+            scattered_loads=scattered, flops=2.0 * s.r * S * s.q_instances),
+        _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], "eager", 2),
+        _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
+            "eager", 2, topk_elements=s.kv_instances * S),
+        _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], "eager", 2),
+        _ph("step2_keys", [base.gather_rows(s, "K"), _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
+            rows=s.kv_instances, flops=2.0 * s.head_dim * s.k * s.q_instances),
+        _ph("softmax_k", [_stream(s.q_instances, s.k * e, "scores"), _stream(s.q_instances, s.k * e, "s", True)],
+            "eager", 2),
+        _ph("step2_values", [base.gather_rows(s, "V"), base.write_out(s)], family, 1, rows=s.kv_instances,
+            flops=2.0 * s.head_dim * s.k * s.q_instances),
+    ]
+    if w.reallocate:
+        phases.append(_ph("lerp", [*base.value_mean(s)[:1], _stream(s.q_instances, s.row, "y"), base.write_out(s)],
+                          "eager", 2))
+    return phases
+
+
+def sparq_fused(w: Workload, family: str = "fused") -> list[Phase]:
+    """A fused SparQ kernel (our fast CPU kernel): step 1 with top-k in one pass over K_t
+    (scores kept per row, not written to memory), step 2 gathers fused into the dot products."""
+    s = base.Shape.of(w)
+    step1, scattered = _step1_reads(s, w.store_k)
+    values = [base.gather_rows(s, "V"), base.write_out(s)]
+    if w.reallocate:
+        values.extend(base.value_mean(s))
+    return [
+        _ph("step1", [base.read_q(s), step1], family, 1, rows=s.kv_instances, scattered_loads=scattered,
+            topk_elements=s.kv_instances * s.seq, flops=2.0 * s.r * s.seq * s.q_instances),
+        _ph("step2", [base.gather_rows(s, "K"), *values], family, 1, rows=s.kv_instances,
+            flops=4.0 * s.head_dim * s.k * s.q_instances),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernel labels (the ``kernel`` column of the measurement schema) -> (method, phase builder)
+# ----------------------------------------------------------------------------------------------
+
+def _onek(builder):
+    """The K-once form of a SparQ builder (store_k forced to 'once')."""
+    def build(w: Workload):
+        from dataclasses import replace
+        return builder(replace(w, store_k="once"))
+    return build
+
+
+def _twice(builder):
+    def build(w: Workload):
+        from dataclasses import replace
+        return builder(replace(w, store_k="twice"))
+    return build
+
+
+KERNELS = {
+    # label: (method, builder(w) -> phases)
+    "attn-torch": ("dense", lambda w: dense_unfused(w, "eager", scale_pass=True)),
+    "attn-compiled": ("dense", lambda w: dense_unfused(w, "compiled", scale_pass=False)),
+    "attn-math": ("dense", lambda w: dense_unfused(w, "sdpa-math", scale_pass=False, copy_k=True)),
+    "attn-flash": ("dense", lambda w: dense_fused(w, "sdpa-flash", copy_kv=w.batch > 1)),
+    "attn-mem-efficient": ("dense", lambda w: dense_fused(w, "sdpa-mem-efficient")),
+    "attn-nn": ("dense", lambda w: dense_fused(w, "sdpa-nn")),
+    "sparq-attn-torch": ("sparq", _twice(lambda w: sparq_eager(w, "eager"))),
+    "sparq-attn-torch-onek": ("sparq", _onek(lambda w: sparq_eager(w, "eager"))),
+    "sparq-attn-compiled": ("sparq", _twice(lambda w: sparq_eager(w, "compiled", fused_small=True))),
+    "sparq-attn-compiled-onek": ("sparq", _onek(lambda w: sparq_eager(w, "compiled", fused_small=True))),
+    "sparq-attn-triton": ("sparq", _twice(lambda w: sparq_triton(w, "triton"))),
+    "sparq-attn-triton-onek": ("sparq", _onek(lambda w: sparq_triton(w, "triton"))),
+    # this project's own fused CPU kernels (sparq_sim.kernels impl="cpu"), for validate --local
+    "attn-cpu": ("dense", lambda w: dense_fused(w, "fused")),
+    "sparq-attn-cpu": ("sparq", _twice(lambda w: sparq_fused(w, "fused"))),
+    "sparq-attn-cpu-onek": ("sparq", _onek(lambda w: sparq_fused(w, "fused"))),
+}
+
+
+def kernel_key(label: str) -> str:
+    return str(label).strip().lower()
+
+
+def kernel_phases(label: str, w: Workload) -> list[Phase]:
+    """Phases of one call of the kernel called `label` (KeyError when unknown)."""
+    return KERNELS[kernel_key(label)][1](w)
+
+
+def kernel_method(label: str) -> str:
+    return KERNELS[kernel_key(label)][0]
+
+
+class PublishedImplementation:
+    """An implementation model built from a dense and a SparQ kernel label."""
+
+    def __init__(self, name: str, description: str, dense: str, sparq: str, sparq_once: str):
+        self.name, self.description = name, description
+        self.dense, self.sparq, self.sparq_once = dense, sparq, sparq_once
+
+    def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
+        layers = w.model.layers
+        if method == "dense":
+            label = self.dense
+        elif method == "sparq":
+            label = self.sparq if w.store_k == "twice" else self.sparq_once
+        else:
+            raise ValueError(f"unknown method {method!r}")
+        # The kernels work on one layer's tensors; a step runs them once per layer.
+        phases = kernel_phases(label, w)
+        if layers > 1:
+            # Builders already count every layer's bytes (Shape covers all layers); launches are per layer.
+            phases = [_per_layer_launches(p, layers) for p in phases]
+        return phases + [base.cache_append(base.Shape.of(w), w.store_k if method == "sparq" else "once")]
+
+    def other_phases(self, w: Workload, device=None) -> list[Phase]:
+        return [base.weights_phase(w)]
+
+
+def _per_layer_launches(p: Phase, layers: int) -> Phase:
+    from dataclasses import replace
+    if isinstance(p, KernelPhase) and p.rows:
+        return replace(p, launches=p.launches * layers, rows=max(1, p.rows // layers))
+    return replace(p, launches=p.launches * layers)

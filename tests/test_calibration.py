@@ -1,0 +1,80 @@
+"""Calibration data, the family rule and the calibrated timer."""
+
+import pytest
+
+from sparq_sim.calibration import store
+from sparq_sim.calibration.timer import CalibratedTimer
+from sparq_sim.hardware import load_device
+from sparq_sim.implementations.published_common import KERNELS, kernel_phases
+from sparq_sim.models import ModelConfig
+from sparq_sim.workload import Workload
+
+
+def _w(**kw):
+    m = ModelConfig("t", layers=1, heads=32, kv_heads=32, head_dim=128, d_model=4096, params=1.0)
+    base = dict(model=m, seq=4096, batch=16, r=32, k=128)
+    base.update(kw)
+    return Workload(**base)
+
+
+def test_stored_a10g_file_has_sources():
+    cal = store.load(store.HERE / "a10g.toml")
+    assert cal["device"] == "a10g" and cal["meta"]["rows"] == 1076
+    for name, fig in cal["params"].items():
+        assert fig["basis"] in ("fitted", "derived") and fig["source"], name
+    assert 0.3 < cal["params"]["eff.stream"]["value"] <= 1
+
+
+def test_family_rule_scales_by_datasheet_bandwidth():
+    a10g, h100 = load_device("a10g"), load_device("h100-sxm")
+    own, src_own = store.constants_for(a10g)
+    fam, src_fam = store.constants_for(h100)
+    assert "fitted on a10g" in src_own and "family rule" in src_fam
+    ratio = h100.bandwidth_Bps.value / a10g.bandwidth_Bps.value
+    assert fam["eff.stream"] == own["eff.stream"]
+    assert fam["gpu_launch_s"] == own["gpu_launch_s"]
+    assert fam["topk_rate"] == pytest.approx(own["topk_rate"] * ratio)
+
+
+def test_eager_sparq_moves_gathered_copies():
+    """Eager SparQ writes and reads back the gathered K_t rows; Triton does not."""
+    w = _w()
+    g = 32
+    eager = sum(p.moved_bytes(g) for p in kernel_phases("sparq-attn-torch", w))
+    triton = sum(p.moved_bytes(g) for p in kernel_phases("sparq-attn-triton", w))
+    step1 = 16 * 32 * 32 * 4096 * 2          # B * H * r * S * 2 bytes
+    assert eager - triton > 1.9 * step1
+    once = kernel_phases("sparq-attn-torch-oneK", w)
+    assert any(getattr(p, "scattered_loads", 0) == 16 * 32 * 4096 * 32 for p in once)
+
+
+def test_every_kernel_label_builds():
+    for label in KERNELS:
+        phases = kernel_phases(label, _w())
+        assert phases and all(p.launches >= 0 for p in phases)
+
+
+def test_calibrated_timer_predicts_and_orders(cli):
+    dev = load_device("a10g")
+    timer = CalibratedTimer(dev)
+    w = _w(batch=64)
+    dense = sum(t.time_s for t in timer.time_phases(kernel_phases("attn-torch", w)))
+    triton = sum(t.time_s for t in timer.time_phases(kernel_phases("sparq-attn-triton", w)))
+    # published: 128 us and 31 us per query at B = 64, S = 4096, r = 32, k = 128
+    assert 100e-6 < dense / 64 < 160e-6
+    assert 22e-6 < triton / 64 < 40e-6
+    code, out, err = cli("predict", "--hw", "h100-sxm", "--seq", "32k", "--impl", "published-torch",
+                         "--timing", "calibrated")
+    assert code == 0, err and "calibrated" in out
+
+
+def test_a10g_calibration_reproduces_file_quickly():
+    """The stored constants predict the published file with a small median error (not a timing test)."""
+    from sparq_sim.validation.core import validate
+    from sparq_sim.validation.measurements import read_measurements
+    rows = read_measurements(store.HERE.parents[1] / ".." / "shared" / "reference" / "sparq-microbench-a10g.csv") \
+        if (store.HERE.parents[2] / "shared" / "reference" / "sparq-microbench-a10g.csv").is_file() else None
+    if rows is None:
+        pytest.skip("shared/reference not present")
+    report = validate(rows)
+    assert report.to_dict()["overall"]["median_abs_pct_error"] < 6

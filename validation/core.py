@@ -1,0 +1,203 @@
+"""Predicted against measured: predictions for measurement rows, speedups, error summaries, plot.
+
+``validate(measurements, ...)`` groups rows by hardware file, takes each device's constants (its
+own calibration, its family's scaled by datasheet figures, or, with ``fit=True``, a fit on the
+given rows) and returns a ``Report``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sparq_sim.errors import UserError
+from sparq_sim.validation.stats import abs_pct_error, grouped, summary
+
+
+@dataclass
+class Report:
+    rows: list                        # Measurement
+    predicted: np.ndarray
+    errors: np.ndarray                # abs % error of time per call
+    speedup_measured: np.ndarray      # best dense of (device, B, S) / this row (nan without a dense row)
+    speedup_predicted: np.ndarray
+    sources: dict = field(default_factory=dict)   # hardware -> where its constants came from
+    fits: dict = field(default_factory=dict)      # hardware -> fit report (when fitted)
+    label: str = ""
+
+    @property
+    def speedup_errors(self) -> np.ndarray:
+        ok = ~np.isnan(self.speedup_measured)
+        return np.array([abs_pct_error(p, m) for p, m in zip(self.speedup_predicted[ok], self.speedup_measured[ok])])
+
+    def to_dict(self, worst: int = 10) -> dict:
+        kernels = [m.kernel for m in self.rows]
+        devices = [m.device_name for m in self.rows]
+        sp_ok = ~np.isnan(self.speedup_measured)
+        out = {
+            "label": self.label,
+            "overall": summary(self.errors),
+            "per_kernel": grouped(kernels, self.errors),
+            "per_device": grouped(devices, self.errors),
+            "speedup": {"overall": summary(self.speedup_errors),
+                        "per_kernel": grouped([k for k, ok in zip(kernels, sp_ok) if ok], self.speedup_errors)},
+            "constants": self.sources,
+            "worst": [self.row_dict(i) for i in np.argsort(-self.errors)[:worst]],
+        }
+        if self.fits:
+            out["fits"] = self.fits
+        return out
+
+    def row_dict(self, i: int) -> dict:
+        m = self.rows[i]
+        return {"line": m.line, "device_name": m.device_name, "kernel": m.kernel, "batch_size": m.batch,
+                "sequence_length": m.seq, "r": m.r, "k": m.k, "measured_s": m.duration_s,
+                "predicted_s": float(self.predicted[i]), "abs_pct_error": float(self.errors[i]),
+                "speedup_measured": _num(self.speedup_measured[i]),
+                "speedup_predicted": _num(self.speedup_predicted[i])}
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def device_for(hardware: str):
+    if hardware == "local":
+        from sparq_sim.calibration.local import local_device
+        return local_device()
+    from sparq_sim.hardware import load_device
+    return load_device(hardware)
+
+
+def speedups(rows, times) -> np.ndarray:
+    """Best dense time of the row's (device, B, S) over the row's time (nan if that group has no dense row)."""
+    best: dict = {}
+    for m, t in zip(rows, times):
+        if m.method == "dense":
+            best[m.group] = min(best.get(m.group, math.inf), t)
+    return np.array([best[m.group] / t if m.group in best else math.nan for m, t in zip(rows, times)])
+
+
+def validate(rows, *, fit: bool = False, train=None, calibration=None, label: str = "") -> Report:
+    """Predict every row; with ``fit``, constants are fitted per device on ``train`` rows (default: all
+    rows) instead of read from the calibration data."""
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.calibration import store
+
+    if not rows:
+        raise UserError("no measurement rows to validate")
+    predicted = np.zeros(len(rows))
+    sources, fits = {}, {}
+    by_hw: dict = {}
+    for i, m in enumerate(rows):
+        by_hw.setdefault(m.hardware, []).append(i)
+    for hw, idx in by_hw.items():
+        device = device_for(hw)
+        subset = [rows[i] for i in idx]
+        if fit:
+            train_rows = [m for m in (train if train is not None else subset) if m.hardware == hw]
+            if not train_rows:
+                raise UserError(f"no training rows for device {hw}")
+            spec = fitting.CPU_SPEC if device.kind == "cpu" else fitting.GPU_SPEC
+            params, rep = fitting.fit(train_rows, device, spec=spec)
+            fits[hw] = rep
+            sources[hw] = f"fitted on {len(train_rows)} rows of the validated file"
+        else:
+            params, sources[hw] = store.constants_for(device, calibration)
+            missing = sorted({m.kernel for m in subset if f"host_s.{m.kernel}" not in params})
+            if missing and "host_op_s" not in params:
+                raise UserError(f"no fitted constants for kernel(s) {', '.join(missing)} on {hw}")
+        predicted[idx] = fitting.predict_times(subset, device, params)
+    measured = np.array([m.duration_s for m in rows])
+    errors = np.abs(predicted - measured) / measured * 100.0
+    return Report(rows, predicted, errors, speedups(rows, measured), speedups(rows, predicted), sources, fits, label)
+
+
+def split_by_seq(rows, train_seqs=None):
+    """Fit-on-half split: train on every other distinct sequence length (the 1st, 3rd, ...), or on
+    ``train_seqs``; the rest are held back."""
+    seqs = sorted({m.seq for m in rows})
+    if train_seqs is None:
+        train_seqs = set(seqs[0::2])
+    train = [m for m in rows if m.seq in train_seqs]
+    test = [m for m in rows if m.seq not in train_seqs]
+    if not train or not test:
+        raise UserError(f"hold-out by sequence length needs at least two sequence lengths; file has {seqs}")
+    return train, test, sorted(train_seqs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+
+def format_report(report: Report, worst: int = 10) -> str:
+    from sparq_sim.commands._args import render_table
+    d = report.to_dict(worst)
+
+    def rows_of(groups):
+        return [[k, str(v["n"]), f"{v['median_abs_pct_error']:.1f}%", f"{v['p90_abs_pct_error']:.1f}%"]
+                for k, v in groups.items()]
+
+    header = ["", "n", "median |err|", "p90 |err|"]
+    lines = [f"validation: {report.label}" if report.label else "validation"]
+    for hw, src in report.sources.items():
+        lines.append(f"constants for {hw}: {src}")
+    lines += ["", "time per call"]
+    lines.append(render_table(rows_of({"overall": d["overall"]}) + rows_of(d["per_kernel"]), ["kernel"] + header[1:]))
+    lines += ["", render_table(rows_of(d["per_device"]), ["device"] + header[1:])]
+    sp = d["speedup"]["overall"]
+    if sp["n"]:
+        lines += ["", f"speedup against the best dense kernel of the same (device, B, S): n = {sp['n']}, "
+                      f"median |err| {sp['median_abs_pct_error']:.1f}%, p90 {sp['p90_abs_pct_error']:.1f}%"]
+    lines += ["", f"worst {len(d['worst'])} rows"]
+    lines.append(render_table(
+        [[w["kernel"], str(w["batch_size"]), str(w["sequence_length"]), str(w["r"] or ""), str(w["k"] or ""),
+          f"{w['measured_s'] * 1e6:.0f}", f"{w['predicted_s'] * 1e6:.0f}", f"{w['abs_pct_error']:.1f}%"]
+         for w in d["worst"]],
+        ["kernel", "B", "S", "r", "k", "measured us", "predicted us", "|err|"]))
+    return "\n".join(lines)
+
+
+def markdown_summary(report: Report) -> str:
+    """The summary table for README/docs: overall and per kernel."""
+    d = report.to_dict()
+    lines = ["| kernel | n | median abs. error | p90 abs. error |", "| --- | ---: | ---: | ---: |"]
+    for k, v in [("overall", d["overall"]), *d["per_kernel"].items()]:
+        name = f"**{k}**" if k == "overall" else k
+        lines.append(f"| {name} | {v['n']} | {v['median_abs_pct_error']:.1f}% | {v['p90_abs_pct_error']:.1f}% |")
+    return "\n".join(lines)
+
+
+def plot(report: Report, path) -> None:
+    """Predicted against measured (log-log, one colour per kernel) and error against S; written
+    atomically with sparq_sim.plots (.png or .svg)."""
+    from matplotlib import colormaps
+
+    from sparq_sim.plots import new_figure, save_figure
+
+    kernels = sorted({m.kernel for m in report.rows})
+    cmap = colormaps["tab20" if len(kernels) > 10 else "tab10"]
+    fig = new_figure(13, 5.5)
+    ax1, ax2 = fig.subplots(1, 2)
+    measured = np.array([m.duration_s for m in report.rows])
+    seqs = np.array([m.seq for m in report.rows])
+    for n, kern in enumerate(kernels):
+        sel = np.array([m.kernel == kern for m in report.rows])
+        color = cmap(n % cmap.N)
+        ax1.scatter(measured[sel], report.predicted[sel], s=9, color=color, label=kern, alpha=0.75)
+        jitter = 1 + 0.3 * (n - len(kernels) / 2) / max(1, len(kernels))
+        ax2.scatter(seqs[sel] * jitter, report.errors[sel], s=9, color=color, alpha=0.75)
+    lo, hi = measured.min() * 0.7, measured.max() * 1.4
+    ax1.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax1.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.6)
+    ax1.plot([lo, hi], [lo / 1.1, hi / 1.1], "k:", lw=0.6)
+    ax1.set(xscale="log", yscale="log", xlabel="measured time per call (s)", ylabel="predicted (s)",
+            title="predicted against measured (dotted: +-10%)")
+    ax1.legend(fontsize=7, markerscale=1.5, ncol=1 if len(kernels) < 8 else 2)
+    ax2.set(xscale="log", xlabel="sequence length S (kernels side by side)", ylabel="absolute error (%)",
+            title=f"error against S (median {np.median(report.errors):.1f}%)")
+    ax2.axhline(10, color="k", ls=":", lw=0.6)
+    fig.suptitle(report.label or "sparq-sim validate", fontsize=10)
+    save_figure(fig, path)

@@ -1,0 +1,314 @@
+"""``validate --local``: run this project's kernels here, predict the same cases, compare.
+
+Kernels (via ``sparq_sim.kernels``): the fast CPU kernels (``attn-cpu``, ``sparq-attn-cpu``)
+when the ``cpu`` impl is installed, and the replicas of the published eager PyTorch kernels
+(``attn-torch``, ``attn-nn``, ``sparq-attn-torch``, ``sparq-attn-torch-oneK``).
+
+Validation grid: B = 1, 8 heads, d_h = 128, float32, S in {1k, 4k, 16k, 64k},
+r in {8, 16, 32} x k in {64, 512, S/16} (``--quick``: (r, k) in {(8, 64), (16, S/16), (32, 512)}).
+Calibration grid (``--calibrate``, or when no calibration of this CPU exists): S in {2k, 8k, 32k},
+r in {4, 24, 64}, k in {128, 1024}: none of these is a validation case. Timing: the kernels'
+harness (``sparq_sim.kernels.timing.time_call``) when available, else warm-up, repeats, median,
+with inputs rotated over copies that together exceed twice the LLC.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from sparq_sim.errors import UserError
+
+HEADS, HEAD_DIM, BATCH, DTYPE = 8, 128, 1, "float32"
+SEQS = (1024, 4096, 16384, 65536)
+CAL_SEQS = (2048, 8192, 32768)
+DENSE = ("attn-torch", "attn-nn", "attn-cpu")
+SPARQ = ("sparq-attn-torch", "sparq-attn-torch-oneK", "sparq-attn-cpu")
+IMPL = {"attn-torch": "torch-eager", "attn-nn": "torch-sdpa", "attn-cpu": "cpu",
+        "sparq-attn-torch": "torch-eager", "sparq-attn-torch-oneK": "torch-eager-onek", "sparq-attn-cpu": "cpu"}
+
+
+def validation_cases(quick: bool) -> list[tuple]:
+    cases = []
+    for S in SEQS:
+        rk = [(8, 64), (16, S // 16), (32, 512)] if quick else \
+             [(r, k) for r in (8, 16, 32) for k in (64, 512, S // 16)]
+        rk = sorted({(r, min(k, S)) for r, k in rk})
+        cases += [(kern, S, None, None) for kern in DENSE]
+        cases += [(kern, S, r, k) for r, k in rk for kern in SPARQ]
+    return cases
+
+
+def calibration_cases(quick: bool) -> list[tuple]:
+    cases = []
+    for S in CAL_SEQS:
+        cases += [(kern, S, None, None) for kern in DENSE]
+        rk = [(4, 128), (24, 1024), (64, 128)] if quick else [(r, k) for r in (4, 24, 64) for k in (128, 1024)]
+        cases += [(kern, S, r, k) for r, k in rk for kern in SPARQ]
+    return cases
+
+
+def _available(kernels) -> tuple[set, list]:
+    """Kernel labels that run here, and notes on those that do not."""
+    import torch
+    from sparq_sim.kernels import dense_attention, sparq_attention
+    ok, notes = set(), []
+    q = torch.randn(1, 2, 64)
+    K = torch.randn(1, 2, 256, 64)
+    V = torch.randn(1, 2, 256, 64)
+    for kern in kernels:
+        try:
+            if kern.startswith("attn"):
+                dense_attention(q, K, V, impl=IMPL[kern])
+            else:
+                sparq_attention(q, K, V, r=8, k=32, K_t=K.transpose(-1, -2).contiguous(), impl=IMPL[kern])
+            ok.add(kern)
+        except Exception as exc:  # a missing optional kernel is reported, not fatal
+            notes.append(f"{kern} skipped: {type(exc).__name__}: {exc}")
+    return ok, notes
+
+
+class _Inputs:
+    """Copies of (q, K, V, K_t, v_mean) rotated between calls so the caches start cold."""
+
+    def __init__(self, S: int, llc: int):
+        import torch
+        g = torch.Generator().manual_seed(S)
+        per = 3 * BATCH * HEADS * S * HEAD_DIM * 4
+        self.n = max(1, min(16, math.ceil(2 * llc / per) + 1))
+        self.sets = []
+        for _ in range(self.n):
+            K = torch.randn(BATCH, HEADS, S, HEAD_DIM, generator=g)
+            V = torch.randn(BATCH, HEADS, S, HEAD_DIM, generator=g)
+            q = torch.randn(BATCH, HEADS, HEAD_DIM, generator=g)
+            self.sets.append((q, K, V, K.transpose(-1, -2).contiguous(), V.mean(dim=2)))
+        self.i = 0
+
+    def next(self):
+        self.i = (self.i + 1) % self.n
+        return self.sets[self.i]
+
+
+def _fn(kern, r, k, inputs):
+    from sparq_sim.kernels import dense_attention, sparq_attention
+    impl = IMPL[kern]
+    if r is None:
+        def call():
+            q, K, V, _, _ = inputs.next()
+            return dense_attention(q, K, V, impl=impl)
+    else:
+        def call():
+            q, K, V, K_t, vm = inputs.next()
+            return sparq_attention(q, K, V, r=r, k=k, K_t=K_t, v_mean=vm, impl=impl)
+    return call
+
+
+def _time(call, budget_s: float, max_reps: int) -> tuple[float, float, int, int]:
+    """(median, stderr, reps, warmup) of one call."""
+    try:
+        from sparq_sim.kernels.timing import time_call  # the project's harness (issue 3)
+    except ImportError:
+        time_call = None
+    if time_call is not None:
+        t0 = time.perf_counter()
+        call()
+        first = time.perf_counter() - t0
+        reps = int(max(5, min(max_reps, budget_s / max(first, 1e-6))))
+        res = time_call(lambda: call(), lambda: (), warmup=2, repeats=reps)
+        se = (res.q3_s - res.q1_s) / 1.349 / math.sqrt(res.n)
+        return float(res.median_s), float(se), int(res.n), 3
+    warm = 2
+    for _ in range(warm):
+        call()
+    times = []
+    t_end = time.perf_counter() + budget_s
+    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() < t_end):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    mean = sum(times) / len(times)
+    sd = math.sqrt(sum((t - mean) ** 2 for t in times) / max(1, len(times) - 1))
+    return med, sd / math.sqrt(len(times)), len(times), warm
+
+
+def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
+    """Run the cases; returns measurement rows (schema dicts) and notes."""
+    import torch
+    from sparq_sim.calibration.local import cpu_model, llc_bytes
+    torch.set_num_threads(threads)
+    try:
+        import numba
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except Exception:
+        pass
+    ok, notes = _available(sorted({c[0] for c in cases}))
+    cases = [c for c in cases if c[0] in ok]
+    device_name = f"local: {cpu_model()} ({threads} threads)"
+    rows, llc = [], llc_bytes()
+    budget = 0.25 if quick else 0.8
+    max_reps = 15 if quick else 40
+    by_seq: dict = {}
+    for c in cases:
+        by_seq.setdefault(c[1], []).append(c)
+    done, total, t0 = 0, len(cases), time.perf_counter()
+    for S in sorted(by_seq):
+        inputs = _Inputs(S, llc)
+        for kern, _, r, k in by_seq[S]:
+            _progress(what, done, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
+            med, se, reps, warm = _time(_fn(kern, r, k, inputs), budget, max_reps)
+            rows.append({"device_name": device_name, "device": "cpu", "dtype": DTYPE, "n_head": HEADS,
+                         "head_dim": HEAD_DIM, "sequence_length": S, "batch_size": BATCH, "kernel": kern,
+                         "r": "" if r is None else r, "k": "" if k is None else k,
+                         "store_k_twice": "false" if kern.endswith("oneK") or r is None else "true",
+                         "duration_s": repr(med), "duration_stderr_s": repr(se), "reps": reps, "warmup": warm,
+                         "torch_version": torch.__version__})
+            done += 1
+        del inputs
+    _progress(what, done, total, t0, "done", end=True)
+    return rows, notes
+
+
+def _progress(what, done, total, t0, text, end=False):
+    width = 30
+    fill = int(width * done / max(1, total))
+    el = time.perf_counter() - t0
+    sys.stderr.write(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {done}/{total} {el:5.0f}s {text[:40]:40s}")
+    if end:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _save_runs(rows, path) -> None:
+    import csv
+    import io
+
+    from sparq_sim.validation.io import atomic_write_text
+    from sparq_sim.validation.measurements import COLUMNS
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _rows_to_measurements(rows):
+    from sparq_sim.validation.measurements import parse_rows
+    return parse_rows([{k: str(v) for k, v in r.items()} for r in rows], "local measurements")
+
+
+def calibrate_local(threads: int, quick: bool, path) -> tuple[dict, dict, list]:
+    """Run the calibration microbenchmarks and write a local calibration file."""
+    from sparq_sim.calibration import calibrate, store
+    from sparq_sim.calibration.local import cpu_model, local_device, measure_read_bandwidth
+    bw, src = measure_read_bandwidth(threads)
+    local_device.cache_clear()
+    device = local_device(bw, src)
+    rows, notes = measure(calibration_cases(quick), threads, quick, "calibrating")
+    _save_runs(rows, Path(path).with_name("calibration-runs.csv"))
+    ms = _rows_to_measurements(rows)
+    params, rep = calibrate(ms, device, path, command=f"sparq-sim validate --local --calibrate"
+                                                      f"{' --quick' if quick else ''}",
+                            fitted_on=f"local calibration microbenchmarks ({cpu_model()}, {threads} threads)",
+                            family="cpu", threads_default=threads)
+    # record the CPU and bandwidth source so the file is only reused on the same CPU
+    text = Path(path).read_text()
+    text = text.replace("[meta]\n", f"[meta]\ncpu_model = {store._q(cpu_model())}\n"
+                                    f"bandwidth_source = {store._q(src)}\n", 1)
+    from sparq_sim.validation.io import atomic_write_text
+    atomic_write_text(path, text)
+    return params, rep, rows
+
+
+def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plot=None, calibration=None):
+    """The whole --local run; writes results under `out` at the end (nothing half-way)."""
+    import json
+
+    from sparq_sim.calibration import store
+    from sparq_sim.calibration.local import cores, cpu_model, local_device
+    from sparq_sim.validation import core
+    from sparq_sim.validation.io import atomic_write_text
+    from sparq_sim.validation.measurements import COLUMNS
+
+    if not out:
+        raise UserError("--local needs --out FOLDER for its results")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"bad --out {str(out)!r}: not a folder")
+    if not out.parent.is_dir():
+        raise UserError(f"bad --out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    threads = threads or cores()
+    cal_path = Path(calibration) if calibration else store.HERE / "local-cpu.toml"
+    stored_ok = cal_path.is_file() and store.load(cal_path).get("meta", {}).get("cpu_model") == cpu_model()
+    cal_rows = []
+    tmp_cal = None
+    if calibrate or not stored_ok:
+        import tempfile
+        tmp_cal = Path(tempfile.mkdtemp()) / "local-cpu.toml"
+        _, _, cal_rows = calibrate_local(threads, quick, tmp_cal)
+        cal_path = tmp_cal
+    cal = store.load(cal_path)
+    local_device.cache_clear()
+    device = local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", "")))
+    rows, notes = measure(validation_cases(quick), threads, quick, "validating ")
+    ms = _rows_to_measurements(rows)
+    if fit:
+        report = core.validate(ms, fit=True, label="local (fitted on the validation runs themselves)")
+    else:
+        from sparq_sim.calibration import fit as fitting
+        params = store.values(cal)
+        pred = fitting.predict_times(ms, device, params, threads_default=threads)
+        import numpy as np
+        measured = np.array([m.duration_s for m in ms])
+        report = core.Report(ms, pred, np.abs(pred - measured) / measured * 100, core.speedups(ms, measured),
+                             core.speedups(ms, pred), {"local": f"calibration {cal_path.name}: {cal['meta'].get('fitted_on')}"},
+                             {}, f"validate --local{' --quick' if quick else ''}: {cpu_model()}, {threads} threads")
+    # ---- write everything at the end
+    out.mkdir(exist_ok=True)
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kernel", "sequence_length", "r", "k", "measured_s", "predicted_s", "abs_pct_error"])
+    for m, p, e in zip(report.rows, report.predicted, report.errors):
+        w.writerow([m.kernel, m.seq, m.r or "", m.k or "", repr(m.duration_s), repr(float(p)), f"{e:.2f}"])
+    atomic_write_text(out / "predictions.csv", buf.getvalue())
+    if cal_rows:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(cal_rows)
+        atomic_write_text(out / "calibration-runs.csv", buf.getvalue())
+        atomic_write_text(out / "local-cpu.toml", cal_path.read_text())
+    env = _environment(threads, device)
+    d = report.to_dict()
+    d["environment"] = env
+    d["notes"] = notes
+    atomic_write_text(out / "report.json", json.dumps(d, indent=2) + "\n")
+    summary = (f"{report.label}\n\n{core.markdown_summary(report)}\n\n"
+               f"Environment: {env['cpu']}, {env['threads']} threads, torch {env['torch']}, "
+               f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}).\n")
+    if notes:
+        summary += "\nNotes: " + "; ".join(notes) + "\n"
+    atomic_write_text(out / "summary.md", summary)
+    core.plot(report, plot or out / "validate.png")
+    return report
+
+
+def _environment(threads, device) -> dict:
+    import platform
+
+    import torch
+
+    from sparq_sim.calibration.local import cpu_model
+    return {"cpu": cpu_model(), "threads": threads, "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "bandwidth_GBps": device.bandwidth_Bps.value / 1e9,
+            "bandwidth_source": device.bandwidth_Bps.source, "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -46,14 +46,21 @@ def add_sparq_arguments(parser: argparse.ArgumentParser, seq_required: bool = Tr
     group.add_argument("--k", help="positions kept in step 2 (default S * compression / 2)")
     group.add_argument("--compression", help="target fraction of dense KV traffic, e.g. 1/8 (default 1/8)")
     group.add_argument("--local-window", dest="local_window", default="0", help="local window l (default 0)")
+    add_storage_arguments(group)
+
+
+def add_storage_arguments(group) -> None:
+    """Dtypes of KV cache and weights, K storage and the reallocation switch."""
     group.add_argument("--kv-dtype", dest="kv_dtype", default="float16",
                        help="KV-cache dtype: float32, float16, bfloat16, float8, int8 (default float16)")
     group.add_argument("--weight-dtype", dest="weight_dtype", default="float16",
                        help="weight dtype: float32, float16, bfloat16, float8, int8 (default float16)")
     group.add_argument("--store-k", dest="store_k", choices=("once", "twice"), default="twice",
-                       help="keep a component-major copy of K for step 1 (twice, default) or not (once)")
+                       help="keep a component-major copy of K for step 1 (twice, default: 50%% more K "
+                            "memory) or not (once)")
     group.add_argument("--no-reallocate", dest="reallocate", action="store_false",
-                       help="drop SparQ step 3 (mean-value reallocation), as the paper does for GQA models")
+                       help="drop SparQ step 3 (mean-value reallocation) and its running mean, as the "
+                            "paper does for GQA models")
 
 
 def _int_or_none(value, what):

@@ -48,15 +48,7 @@ def implementation_from_args(args):
 
 
 def add_dtype_arguments(parser) -> None:
-    group = parser.add_argument_group("storage")
-    group.add_argument("--kv-dtype", dest="kv_dtype", default="float16",
-                       help="KV-cache dtype: float32, float16, bfloat16, float8, int8 (default float16)")
-    group.add_argument("--weight-dtype", dest="weight_dtype", default="float16",
-                       help="weight dtype: float32, float16, bfloat16, float8, int8 (default float16)")
-    group.add_argument("--store-k", dest="store_k", choices=("once", "twice"), default="twice",
-                       help="SparQ keeps a component-major copy of K (twice, default: 50%% more K memory) or not")
-    group.add_argument("--no-reallocate", dest="reallocate", action="store_false",
-                       help="drop SparQ step 3 (mean-value reallocation) and its running mean")
+    _args.add_storage_arguments(parser.add_argument_group("storage"))
 
 
 def parse_compressions(text):

@@ -78,3 +78,28 @@ def test_a10g_calibration_reproduces_file_quickly():
         pytest.skip("shared/reference not present")
     report = validate(rows)
     assert report.to_dict()["overall"]["median_abs_pct_error"] < 6
+
+
+def test_cpu_family_bandwidth_factor_and_fixed_per_thread_bw():
+    """bw_factor.<family> scales a CPU family's bandwidth (and nothing on GPUs); the per-thread
+    bandwidth of a local fit is the measured bandwidth over threads, not a fitted constant."""
+    import numpy as np
+
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.calibration.local import local_device
+    from sparq_sim.calibration.model import evaluate, features
+    cpu = local_device(20e9, "test bandwidth")
+    w = _w(seq=65536, batch=1)
+    base = {"eff.stream": 1.0, "eff.gather": 1.0, "eff.sparse_rows": 1.0, "per_thread_bw": 10e9,
+            "gpu_launch_s": 0.0, "sync_s": 0.0, "overlap_p": 1.0, "topk_rate": 1e15, "compute_eff": 1.0}
+    f = features([kernel_phases("attn-torch", w)], cpu.granularity, None, [2])
+    t1 = evaluate(f, base, cpu)[0]
+    t2 = evaluate(f, {**base, "bw_factor.eager": 0.5}, cpu)[0]
+    assert t2 == pytest.approx(2 * t1, rel=0.05)
+    a10g = load_device("a10g")
+    g = features([kernel_phases("attn-torch", w)], a10g.granularity, None, None)
+    gp = {**base, "overlap_p": 3.0}
+    assert evaluate(g, gp, a10g)[0] == evaluate(g, {**gp, "bw_factor.eager": 0.5}, a10g)[0]
+    assert "per_thread_bw" not in fitting.CPU_SPEC and "bw_factor.eager" in fitting.CPU_SPEC
+    assert KERNELS["attn-cpu"][1](w)[-1].family == "fused-dense"
+    assert np.isfinite(t1)

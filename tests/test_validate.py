@@ -163,3 +163,12 @@ def test_holdout_fit_on_small_file(cli, tmp_path):
     assert code == 0, err
     d = json.loads(out)
     assert d["overall"]["n"] == 1 and "fits" in d
+
+
+def test_local_calibration_cases_are_not_validation_cases():
+    from sparq_sim.validation.local import calibration_cases, validation_cases
+    for quick in (True, False):
+        cal, val = calibration_cases(quick), validation_cases(quick)
+        assert cal and val and not set(cal) & set(val)
+        assert all(k is None or k <= S for _, S, _, k in cal)
+        assert min(S for _, S, _, _ in cal) < min(S for _, S, _, _ in val)   # host-bound sizes calibrated

@@ -24,6 +24,11 @@ def calibrate(rows, device, path, *, command: str, fitted_on: str, family: str, 
     params, report = fitting.fit(rows, device, spec=spec, threads_default=threads_default)
     source = f"fitted on {fitted_on} ({len(rows)} rows) by `{command}` on {store.today()}"
     sources = {k: ("fitted", source) for k in params}
+    if device.kind == "cpu":
+        sources["overlap_p"] = ("derived", "fixed at 1 on CPUs: the host is the device, host and work times add")
+        if "per_thread_bw" in params:
+            sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
+                                                   + device.bandwidth_Bps.source)
     # Host cost per launch, for implementation models without a fitted kernel of their own:
     # the median over fitted kernels of host time per launch.
     per_launch = []

@@ -31,6 +31,12 @@ import numpy as np
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
 PATTERN_INDEX = {STREAM: 0, GATHER: 1, SPARSE_ROWS: 2}
+# On Linux/glibc, an allocation of at least the largest dynamic mmap threshold (32 MiB on 64-bit,
+# DEFAULT_MMAP_THRESHOLD_MAX) is a fresh mmap on every call: each of its 4 KiB pages is a page fault
+# and is zero-filled on first touch. Eager frameworks that write a new tensor that large per call
+# (gathered copies of K) pay that per call; CPUs only (GPU allocators cache their blocks).
+MMAP_THRESHOLD = 32 * 1024 ** 2
+PAGE = 4096
 ROW_FAMILIES = ("sdpa-flash", "sdpa-mem-efficient", "sdpa-nn", "triton", "fused")
 SCATTER_FAMILIES = ("eager", "compiled", "triton", "fused")
 
@@ -50,17 +56,27 @@ class CallFeatures:
     launches: np.ndarray
     kernels: list = field(default_factory=list)   # kernel label of each call
     threads: np.ndarray = None                     # per call (CPU), or None
+    fresh_pages: np.ndarray = None                 # 4 KiB pages of newly allocated outputs >= MMAP_THRESHOLD
+    scatter_kind: list = None                      # per phase: "" or a kind with its own CPU scattered rate
 
 
 def features(calls: list, granularity: int, kernels: list | None = None,
              threads: list | None = None) -> CallFeatures:
     """Flatten the phases of each call (a list of phase lists)."""
-    call, by, rows, fam, sc, tk, fl, la = [], [], [], [], [], [], [], []
+    call, by, rows, fam, sc, tk, fl, la, fp, sk = [], [], [], [], [], [], [], [], [], []
     for i, phases in enumerate(calls):
         for p in phases:
             b = [0.0, 0.0, 0.0]
+            pages = 0.0
             for a in p.accesses:
                 b[PATTERN_INDEX[a.pattern]] += a.moved_bytes(granularity)
+                # a written stream of a non-fused phase is a new tensor of count x size bytes
+                if a.write and a.pattern == STREAM and not getattr(p, "rows", 0):
+                    alloc = a.count * a.size
+                    if alloc >= MMAP_THRESHOLD:
+                        pages += math.ceil(alloc / PAGE)
+            fp.append(pages)
+            sk.append(getattr(p, "scatter_kind", ""))
             call.append(i)
             by.append(b)
             rows.append(getattr(p, "rows", 0))
@@ -72,7 +88,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
     return CallFeatures(np.array(call, dtype=int), len(calls), np.array(by, dtype=float).reshape(-1, 3),
                         np.array(rows, dtype=float), fam, np.array(sc, dtype=float), np.array(tk, dtype=float),
                         np.array(fl, dtype=float), np.array(la, dtype=float), list(kernels or []),
-                        None if threads is None else np.array(threads, dtype=float))
+                        None if threads is None else np.array(threads, dtype=float), np.array(fp, dtype=float), sk)
 
 
 def _lookup(params: dict, prefix: str, names, default=None) -> np.ndarray:
@@ -96,9 +112,16 @@ def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
     eff = np.array([params["eff.stream"], params["eff.gather"], params["eff.sparse_rows"]])
     per_pattern_bw = bw * eff                                   # (3,)
     if cpu and f.threads is not None:
-        # Each thread draws at most per_thread_bw; the pattern's efficiency caps the total.
+        # Each thread draws at most per_thread_bw x the pattern's efficiency (per_thread_bw is the
+        # measured bandwidth over the threads it was measured with: only fewer threads are capped).
         th = f.threads[f.call][:, None]
-        per_pattern_bw = np.minimum(per_pattern_bw[None, :], th * params["per_thread_bw"] * eff / eff[0])
+        per_pattern_bw = np.minimum(per_pattern_bw[None, :], th * params["per_thread_bw"] * eff)
+    if cpu:
+        # CPU code of different origins draws different shares of the measured stream bandwidth
+        # (a hand-vectorised streaming loop vs. a framework's batched matrix-vector product):
+        # bw_factor.<family> (fitted; 1 where absent, e.g. the reference family).
+        fam_bw = np.array([params.get(f"bw_factor.{fam}", 1.0) for fam in f.row_family])
+        per_pattern_bw = np.broadcast_to(per_pattern_bw, (len(fam_bw), 3)) * fam_bw[:, None]
     memory = (f.bytes / per_pattern_bw).sum(axis=1)
     total_bytes = f.bytes.sum(axis=1)
     row_bw = np.array([params.get(f"row_bw.{fam}", math.inf) for fam in f.row_family])
@@ -112,6 +135,10 @@ def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
     memory = np.maximum(memory, row_limit)
     sc_rate = np.array([params.get(f"scattered_rate.{fam}", params.get("scattered_rate.default", math.inf))
                         for fam in f.row_family])
+    if cpu and f.scatter_kind:
+        # element gathers of another loop structure (along the contiguous last dim) on CPUs
+        sc_rate = np.array([params.get(f"scattered_rate.{fam}.{kind}", r) if kind else r
+                            for fam, kind, r in zip(f.row_family, f.scatter_kind, sc_rate)])
     scattered = f.scattered / sc_rate
     # a row-parallel kernel issues its scattered loads from few programs when rows are few
     sc_row = np.array([params.get(f"scattered_row_rate.{fam}", math.inf) for fam in f.row_family])
@@ -126,6 +153,8 @@ def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
         topk = topk * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
         scattered = scattered * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
     work = np.maximum.reduce([memory, scattered, topk, compute])
+    if cpu and f.fresh_pages is not None and "page_fault_s" in params:
+        work = work + f.fresh_pages * params["page_fault_s"]      # faults are serial kernel work
     dev = work + f.launches * params["gpu_launch_s"]
     G = np.bincount(f.call, weights=dev, minlength=f.n_calls)
     if f.kernels:

@@ -41,6 +41,7 @@ class KernelPhase(Phase):
     rows: int = 0               # parallel programs of a row-parallel fused kernel (0: not limited)
     topk_elements: int = 0      # elements ranked by a top-k pass
     scattered_loads: int = 0    # element loads at unrelated addresses
+    scatter_kind: str = ""      # CPU rate of its own: "lastdim" (r elements of each K row), "rows" (whole rows)
 
 
 def _stream(count: int, size: int, what: str, write: bool = False) -> Access:
@@ -136,7 +137,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
         _query_setup(s, family, 3 if few else 5),
         # torch.gather is element-wise (one int64 index per element): every gathered element is a load
         _ph("gather_r", [step1, _stream(1, copy1, "K_hat copy", True)], family, 1,
-            scattered_loads=s.kv_instances * S * s.r),
+            scattered_loads=s.kv_instances * S * s.r, scatter_kind="lastdim" if w.store_k == "once" else ""),
         _ph("scores_r", [_stream(1, copy1, "K_hat copy"), _stream(1, scores, "scores", True)], family, 1,
             flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
@@ -145,14 +146,14 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
             family, 1 if few else 2, topk_elements=s.kv_instances * S),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], family, 1 if few else 2),
         _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
-            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim),
+            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
         _ph("scores_k", [_stream(s.kv_instances, s.k * R, "K rows copy"),
                          _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
             flops=2.0 * s.head_dim * s.k * s.q_instances),
         _ph("softmax_k", [_stream(s.q_instances, s.k * e, "scores"), _stream(s.q_instances, s.k * e, "s", True)],
             family, 1 if few else 2),
         _ph("gather_V", [base.gather_rows(s, "V"), _stream(s.kv_instances, s.k * R, "V rows copy", True)],
-            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim),
+            family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
         _ph("values", [_stream(s.kv_instances, s.k * R, "V rows copy"), base.write_out(s)], family, 1,
             flops=2.0 * s.head_dim * s.k * s.q_instances),
     ]
@@ -241,7 +242,7 @@ KERNELS = {
     "sparq-attn-triton": ("sparq", _twice(lambda w: sparq_triton(w, "triton"))),
     "sparq-attn-triton-onek": ("sparq", _onek(lambda w: sparq_triton(w, "triton"))),
     # this project's own fused CPU kernels (sparq_sim.kernels impl="cpu"), for validate --local
-    "attn-cpu": ("dense", lambda w: dense_fused(w, "fused")),
+    "attn-cpu": ("dense", lambda w: dense_fused(w, "fused-dense")),
     "sparq-attn-cpu": ("sparq", _twice(lambda w: sparq_fused(w, "fused"))),
     "sparq-attn-cpu-onek": ("sparq", _onek(lambda w: sparq_fused(w, "fused"))),
 }

@@ -88,6 +88,8 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("impl 'triton' needs a CUDA GPU for timing (none found)")
     sync = torch.cuda.synchronize if device == "cuda" else None
+    if device == "cpu":
+        timing.steady_allocator()
     gran = 32 if device == "cuda" else 64
     tr = traffic(case, gran)
     elem = torch.empty((), dtype=getattr(torch, case.dtype)).element_size()

@@ -6,7 +6,7 @@ API (reused by the validation suite):
     time_call(fn, make_inputs, warmup=3, repeats=21, *, copies=1, sync=None) -> TimingResult
     copies_for(bytes_touched_per_call, bytes_per_copy, llc_bytes=None, ...) -> int
     measure_stream_bandwidth(refresh=False) -> (Bps, info)
-    llc_bytes() -> int;  cpu_model() -> str;  environment() -> dict
+    steady_allocator() -> str;  llc_bytes() -> int;  cpu_model() -> str;  environment() -> dict
 """
 
 from __future__ import annotations
@@ -225,10 +225,36 @@ def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = N
     return bps, info
 
 
+_ALLOCATOR = "glibc defaults (not changed)"
+
+
+def steady_allocator() -> str:
+    """Keep this process's freed heap memory for reuse (glibc: no mmap, no trimming); returns how.
+
+    With glibc's defaults an eager kernel's large temporaries (torch.gather copies of K) come either
+    from a fresh mmap, page-faulted and zero-filled on every call, or from heap memory kept by an
+    earlier free, depending on the allocator's history: the same call measured 20 ms or 50 ms here.
+    Timings are of the kernel in the allocator's steady state (as under a caching allocator).
+    """
+    global _ALLOCATOR
+    if _ALLOCATOR.startswith("glibc mallopt"):
+        return _ALLOCATOR
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(-4, 0) == 1 and libc.mallopt(-1, ctypes.c_int(2 ** 31 - 1)) == 1  # M_MMAP_MAX, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        ok = False
+    _ALLOCATOR = ("glibc mallopt(M_MMAP_MAX=0, M_TRIM_THRESHOLD=2^31-1): freed memory reused, no per-call page faults"
+                  if ok else "allocator defaults (glibc mallopt unavailable)")
+    return _ALLOCATOR
+
+
 def environment() -> dict:
     """What a timing depends on: CPU, threads, library versions, date."""
     env = {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "threads": _threads(),
-           "llc_bytes": llc_bytes(), "python": platform.python_version(), "platform": platform.platform(),
+           "llc_bytes": llc_bytes(), "allocator": _ALLOCATOR, "python": platform.python_version(),
+           "platform": platform.platform(),
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     for mod in ("torch", "numba", "numpy", "triton"):
         try:

@@ -103,3 +103,37 @@ def test_cpu_family_bandwidth_factor_and_fixed_per_thread_bw():
     assert "per_thread_bw" not in fitting.CPU_SPEC and "bw_factor.eager" in fitting.CPU_SPEC
     assert KERNELS["attn-cpu"][1](w)[-1].family == "fused-dense"
     assert np.isfinite(t1)
+
+
+def test_fused_cpu_kernel_streams_adjacent_selected_rows():
+    """Our CPU kernel reads the k selected rows in ascending order: a share (k-1)/(S-1) of them
+    follow a selected row and stream; k = S is all stream; the selection is a phase of its own."""
+    from sparq_sim.traffic import GATHER, STREAM
+    w = _w(seq=4096, batch=1, k=256)
+    phases = kernel_phases("sparq-attn-cpu", w)
+    assert [p.name for p in phases] == ["step1", "select", "step2"]
+    assert phases[1].topk_elements == 32 * 4096 and not phases[0].topk_elements
+    step2 = phases[2].accesses
+    adjacent = round(256 * 255 / 4095)                        # 16 rows per head
+    gathered = [a for a in step2 if a.pattern == GATHER]
+    streamed = [a for a in step2 if a.pattern == STREAM and "next to a selected row" in a.what]
+    assert [a.count for a in gathered] == [32 * (256 - adjacent)] * 2          # K and V
+    assert [a.count * a.size for a in streamed] == [32 * adjacent * 128 * 2] * 2
+    everything = kernel_phases("sparq-attn-cpu", _w(seq=512, batch=1, k=512))[2].accesses
+    assert not [a for a in everything if a.pattern == GATHER]
+
+
+def test_cpu_features_charge_whole_rows_for_sparse_row_reads():
+    """On CPUs the stream prefetcher fetches whole rows of a position-ordered sparse-row walk."""
+    from sparq_sim.calibration.model import PATTERN_INDEX, features
+    from sparq_sim.traffic import SPARSE_ROWS
+    w = _w(seq=1024, batch=1, r=8)
+    phases = kernel_phases("sparq-attn-cpu-onek", w)
+    rows = [a for p in phases for a in p.accesses if a.pattern == SPARSE_ROWS]
+    assert len(rows) == 1
+    gpu = features([phases], 64, None, None)
+    cpu = features([phases], 64, None, [2], whole_sparse_rows=True)
+    i = PATTERN_INDEX[SPARSE_ROWS]
+    assert cpu.bytes[:, i].sum() == 32 * 1024 * 256           # every 256-byte fp16 row, whole
+    assert gpu.bytes[:, i].sum() == pytest.approx(rows[0].moved_bytes(64))
+    assert gpu.bytes[:, i].sum() < cpu.bytes[:, i].sum()

@@ -49,3 +49,23 @@ def test_cache_dir_respects_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARQ_SIM_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert timing.cache_dir() == tmp_path / "sparq-sim"
+
+
+def test_steady_allocator_reuses_freed_memory():
+    """After steady_allocator(), a large temporary freed and allocated again is not page-faulted
+    afresh (glibc only; the harness records what it did either way)."""
+    import resource
+
+    np = pytest.importorskip("numpy")
+    how = timing.steady_allocator()
+    assert timing.environment()["allocator"] == how
+    if not how.startswith("glibc mallopt"):
+        pytest.skip(how)
+    n = 64 * 1024 ** 2 // 8
+    a = np.ones(n)
+    del a
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    b = np.ones(n)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert b.sum() == n
+    assert faults < 64 * 1024 ** 2 // 4096 // 10              # fresh pages would be 16,384 faults

@@ -12,8 +12,10 @@ is a validation case; S = 512 is host-bound and pins the per-call host times.
 
 Timing: inputs rotated over copies that together exceed twice the LLC, and the caches evicted
 (a read of 2 x LLC, untimed) before every timed call, since SparQ calls touch too little of each
-copy for rotation alone to keep them cold; warm-up, repeats, median; ``ROUNDS`` interleaved rounds
-per case, keeping the fastest round's median (a burst of other work on the shared VM hits one round).
+copy for rotation alone to keep them cold; warm-up, repeats, median; ``ROUNDS`` rounds over all
+cases, keeping each case's fastest round median (a burst of other work on the shared VM hits one
+round). With ``--calibrate`` the calibration and validation cases share those rounds, so both are
+measured under the same machine conditions (this VM's bandwidth and page-fault cost drift).
 """
 
 from __future__ import annotations
@@ -177,7 +179,13 @@ def _time(call, budget_s: float, max_reps: int) -> tuple[float, float, int, int]
 
 
 def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
-    """Run the cases; returns measurement rows (schema dicts) and notes."""
+    """Run the cases; returns measurement rows (schema dicts, in the order of `cases`) and notes.
+
+    ``ROUNDS`` rounds, each over every case of every S, with all inputs kept alive: a slow spell
+    of this shared VM (bandwidth drift, costlier page faults) hits one round of all cases alike,
+    and each case keeps its fastest round's median. Calibration and validation cases passed
+    together are therefore measured under the same conditions.
+    """
     import torch
     from sparq_sim.calibration.local import cpu_model, llc_bytes
     torch.set_num_threads(threads)
@@ -186,43 +194,41 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except Exception:
         pass
+    try:
+        from sparq_sim.kernels.timing import steady_allocator
+        steady_allocator()
+    except ImportError:
+        pass
     ok, notes = _available(sorted({c[0] for c in cases}))
     cases = [c for c in cases if c[0] in ok]
     device_name = f"local: {cpu_model()} ({threads} threads)"
-    rows, llc = [], llc_bytes()
+    llc = llc_bytes()
     global _FLUSH
     _FLUSH = _Flush(llc)
-    budget = 0.25 if quick else 0.8
-    max_reps = 15 if quick else 40
-    by_seq: dict = {}
+    budget = 0.45 if quick else 0.8  # seconds per case over all rounds
+    max_reps = 45 if quick else 90  # per case over all rounds; the time budget stops long calls sooner
+    inputs = {S: _Inputs(S, llc) for S in sorted({c[1] for c in cases})}
+    best: dict = {}
+    total, t0 = len(cases), time.perf_counter()
+    for rnd in range(ROUNDS):
+        for i, c in enumerate(cases):
+            kern, S, r, k = c
+            _progress(what, (rnd * total + i) / ROUNDS, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
+            res = _time(_fn(kern, r, k, inputs[S]), budget / ROUNDS, max(5, max_reps // ROUNDS))
+            if c not in best or res[0] < best[c][0]:
+                best[c] = (res[0], res[1], res[2] * ROUNDS, res[3])
+    del inputs
+    _progress(what, total, total, t0, "done", end=True)
+    rows = []
     for c in cases:
-        by_seq.setdefault(c[1], []).append(c)
-    done, total, t0 = 0, len(cases), time.perf_counter()
-    for S in sorted(by_seq):
-        inputs = _Inputs(S, llc)
-        # ROUNDS passes over the cases of this S, interleaved: a burst of interference from other
-        # work on this shared VM hits one round of a case; each case keeps its fastest round median.
-        best: dict = {}
-        for rnd in range(ROUNDS):
-            for c in by_seq[S]:
-                kern, _, r, k = c
-                _progress(what, done + rnd / ROUNDS * len(by_seq[S]), total, t0,
-                          f"{kern} S={S} r={r or '-'} k={k or '-'}")
-                res = _time(_fn(kern, r, k, inputs), budget / ROUNDS, max(5, max_reps // ROUNDS))
-                if c not in best or res[0] < best[c][0]:
-                    best[c] = (res[0], res[1], res[2] * ROUNDS, res[3])
-        for c in by_seq[S]:
-            kern, _, r, k = c
-            med, se, reps, warm = best[c]
-            rows.append({"device_name": device_name, "device": "cpu", "dtype": DTYPE, "n_head": HEADS,
-                         "head_dim": HEAD_DIM, "sequence_length": S, "batch_size": BATCH, "kernel": kern,
-                         "r": "" if r is None else r, "k": "" if k is None else k,
-                         "store_k_twice": "false" if kern.endswith("oneK") or r is None else "true",
-                         "duration_s": repr(med), "duration_stderr_s": repr(se), "reps": reps, "warmup": warm,
-                         "torch_version": torch.__version__})
-            done += 1
-        del inputs
-    _progress(what, done, total, t0, "done", end=True)
+        kern, S, r, k = c
+        med, se, reps, warm = best[c]
+        rows.append({"device_name": device_name, "device": "cpu", "dtype": DTYPE, "n_head": HEADS,
+                     "head_dim": HEAD_DIM, "sequence_length": S, "batch_size": BATCH, "kernel": kern,
+                     "r": "" if r is None else r, "k": "" if k is None else k,
+                     "store_k_twice": "false" if kern.endswith("oneK") or r is None else "true",
+                     "duration_s": repr(med), "duration_stderr_s": repr(se), "reps": reps, "warmup": warm,
+                     "torch_version": torch.__version__})
     return rows, notes
 
 
@@ -254,15 +260,25 @@ def _rows_to_measurements(rows):
     return parse_rows([{k: str(v) for k, v in r.items()} for r in rows], "local measurements")
 
 
-def calibrate_local(threads: int, quick: bool, path) -> tuple[dict, dict, list]:
-    """Run the calibration microbenchmarks and write a local calibration file."""
+def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dict, list, list, list]:
+    """Run the calibration microbenchmarks and write a local calibration file.
+
+    Cases in `also` (the validation cases) are measured in the same rounds, so calibration and
+    validation see the same machine conditions; they are returned, never fitted on.
+    Returns (params, fit report, calibration rows, rows of `also`, notes)."""
     from sparq_sim.calibration import calibrate, store
     from sparq_sim.calibration.local import cpu_model, local_device, measure_read_bandwidth
     bw, src = measure_read_bandwidth(threads)
     local_device.cache_clear()
     device = local_device(bw, src)
     src = device.bandwidth_Bps.source  # the figure actually used (the hardware profile `local` wins)
-    rows, notes = measure(calibration_cases(quick), threads, quick, "calibrating")
+    cal_cases = calibration_cases(quick)
+    all_rows, notes = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
+                              "measuring  " if also else "calibrating")
+    labels = {(c[0], c[1], c[2], c[3]) for c in cal_cases}
+    key = lambda row: (row["kernel"], row["sequence_length"], row["r"] or None, row["k"] or None)
+    rows = [row for row in all_rows if key(row) in labels]
+    other = [row for row in all_rows if key(row) not in labels]
     _save_runs(rows, Path(path).with_name("calibration-runs.csv"))
     ms = _rows_to_measurements(rows)
     params, rep = calibrate(ms, device, path, command=f"sparq-sim validate --local --calibrate"
@@ -275,7 +291,7 @@ def calibrate_local(threads: int, quick: bool, path) -> tuple[dict, dict, list]:
                                     f"bandwidth_source = {store._q(src)}\n", 1)
     from sparq_sim.validation.io import atomic_write_text
     atomic_write_text(path, text)
-    return params, rep, rows
+    return params, rep, rows, other, notes
 
 
 def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plot=None, calibration=None):
@@ -303,12 +319,13 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     if calibrate or not stored_ok:
         import tempfile
         tmp_cal = Path(tempfile.mkdtemp()) / "local-cpu.toml"
-        _, _, cal_rows = calibrate_local(threads, quick, tmp_cal)
+        _, _, cal_rows, rows, notes = calibrate_local(threads, quick, tmp_cal, also=validation_cases(quick))
         cal_path = tmp_cal
     cal = store.load(cal_path)
     local_device.cache_clear()
     device = local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", "")))
-    rows, notes = measure(validation_cases(quick), threads, quick, "validating ")
+    if not cal_rows:
+        rows, notes = measure(validation_cases(quick), threads, quick, "validating ")
     ms = _rows_to_measurements(rows)
     if fit:
         report = core.validate(ms, fit=True, label="local (fitted on the validation runs themselves)")
@@ -350,7 +367,8 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     atomic_write_text(out / "report.json", json.dumps(d, indent=2) + "\n")
     summary = (f"{report.label}\n\n{core.markdown_summary(report)}\n\n"
                f"Environment: {env['cpu']}, {env['threads']} threads, torch {env['torch']}, "
-               f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}).\n")
+               f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}); "
+               f"allocator: {env['allocator']}.\n")
     if notes:
         summary += "\nNotes: " + "; ".join(notes) + "\n"
     atomic_write_text(out / "summary.md", summary)
@@ -364,6 +382,11 @@ def _environment(threads, device) -> dict:
     import torch
 
     from sparq_sim.calibration.local import cpu_model
-    return {"cpu": cpu_model(), "threads": threads, "python": platform.python_version(), "torch": torch.__version__,
+    try:
+        from sparq_sim.kernels.timing import steady_allocator
+        allocator = steady_allocator()
+    except ImportError:
+        allocator = "allocator defaults"
+    return {"cpu": cpu_model(), "threads": threads, "allocator": allocator, "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "bandwidth_GBps": device.bandwidth_Bps.value / 1e9,
             "bandwidth_source": device.bandwidth_Bps.source, "date": time.strftime("%Y-%m-%d %H:%M")}

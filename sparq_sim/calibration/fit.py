@@ -50,7 +50,6 @@ CPU_SPEC = {
     "compute_eff.fused-dense": (0.2, 1e-4, 1.0),
     "compute_eff.sdpa-nn": (0.2, 1e-4, 1.0),
     "scattered_row_rate.fused": (1e9, 1e6, 1e12),
-    "page_fault_s": (1e-6, 1e-8, 1e-4),
     "bw_factor.eager": (0.7, 0.05, 1.2),
     "bw_factor.sdpa-nn": (0.7, 0.05, 1.2),
 }
@@ -84,7 +83,7 @@ def call_features(measurements, device, threads_default: int | None = None):
     th = None
     if device.kind == "cpu":
         th = [t or threads_default or int(device.compute_units.value) for t in threads]
-    return features(calls, device.granularity, kernels, th)
+    return features(calls, device.granularity, kernels, th, whole_sparse_rows=device.kind == "cpu")
 
 
 def fit(measurements, device, spec: dict | None = None, fixed: dict | None = None,

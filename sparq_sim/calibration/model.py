@@ -31,12 +31,6 @@ import numpy as np
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
 PATTERN_INDEX = {STREAM: 0, GATHER: 1, SPARSE_ROWS: 2}
-# On Linux/glibc, an allocation of at least the largest dynamic mmap threshold (32 MiB on 64-bit,
-# DEFAULT_MMAP_THRESHOLD_MAX) is a fresh mmap on every call: each of its 4 KiB pages is a page fault
-# and is zero-filled on first touch. Eager frameworks that write a new tensor that large per call
-# (gathered copies of K) pay that per call; CPUs only (GPU allocators cache their blocks).
-MMAP_THRESHOLD = 32 * 1024 ** 2
-PAGE = 4096
 ROW_FAMILIES = ("sdpa-flash", "sdpa-mem-efficient", "sdpa-nn", "triton", "fused")
 SCATTER_FAMILIES = ("eager", "compiled", "triton", "fused")
 
@@ -56,26 +50,27 @@ class CallFeatures:
     launches: np.ndarray
     kernels: list = field(default_factory=list)   # kernel label of each call
     threads: np.ndarray = None                     # per call (CPU), or None
-    fresh_pages: np.ndarray = None                 # 4 KiB pages of newly allocated outputs >= MMAP_THRESHOLD
     scatter_kind: list = None                      # per phase: "" or a kind with its own CPU scattered rate
 
 
 def features(calls: list, granularity: int, kernels: list | None = None,
-             threads: list | None = None) -> CallFeatures:
-    """Flatten the phases of each call (a list of phase lists)."""
-    call, by, rows, fam, sc, tk, fl, la, fp, sk = [], [], [], [], [], [], [], [], [], []
+             threads: list | None = None, *, whole_sparse_rows: bool = False) -> CallFeatures:
+    """Flatten the phases of each call (a list of phase lists).
+
+    ``whole_sparse_rows`` (CPUs): sparse-row reads walk the rows in position order, so the core's
+    stream prefetchers fetch every line of every row whatever r is; they cost whole rows (measured
+    here: the K-once step 1 at S = 32k took the same time for r = 4 and r = 24, though r = 4
+    touches under half the lines). GPUs have no such prefetcher: only the sectors touched move.
+    """
+    call, by, rows, fam, sc, tk, fl, la, sk = [], [], [], [], [], [], [], [], []
     for i, phases in enumerate(calls):
         for p in phases:
             b = [0.0, 0.0, 0.0]
-            pages = 0.0
             for a in p.accesses:
-                b[PATTERN_INDEX[a.pattern]] += a.moved_bytes(granularity)
-                # a written stream of a non-fused phase is a new tensor of count x size bytes
-                if a.write and a.pattern == STREAM and not getattr(p, "rows", 0):
-                    alloc = a.count * a.size
-                    if alloc >= MMAP_THRESHOLD:
-                        pages += math.ceil(alloc / PAGE)
-            fp.append(pages)
+                if whole_sparse_rows and a.pattern == SPARSE_ROWS:
+                    b[PATTERN_INDEX[a.pattern]] += a.count * math.ceil(a.row_bytes / granularity) * granularity
+                else:
+                    b[PATTERN_INDEX[a.pattern]] += a.moved_bytes(granularity)
             sk.append(getattr(p, "scatter_kind", ""))
             call.append(i)
             by.append(b)
@@ -88,7 +83,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
     return CallFeatures(np.array(call, dtype=int), len(calls), np.array(by, dtype=float).reshape(-1, 3),
                         np.array(rows, dtype=float), fam, np.array(sc, dtype=float), np.array(tk, dtype=float),
                         np.array(fl, dtype=float), np.array(la, dtype=float), list(kernels or []),
-                        None if threads is None else np.array(threads, dtype=float), np.array(fp, dtype=float), sk)
+                        None if threads is None else np.array(threads, dtype=float), sk)
 
 
 def _lookup(params: dict, prefix: str, names, default=None) -> np.ndarray:
@@ -153,8 +148,6 @@ def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
         topk = topk * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
         scattered = scattered * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
     work = np.maximum.reduce([memory, scattered, topk, compute])
-    if cpu and f.fresh_pages is not None and "page_fault_s" in params:
-        work = work + f.fresh_pages * params["page_fault_s"]      # faults are serial kernel work
     dev = work + f.launches * params["gpu_launch_s"]
     G = np.bincount(f.call, weights=dev, minlength=f.n_calls)
     if f.kernels:

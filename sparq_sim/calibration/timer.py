@@ -38,7 +38,7 @@ class CalibratedTimer:
         threads = None
         if d.kind == "cpu":
             threads = [self.threads or int(d.compute_units.value)]
-        f = model.features([phases], d.granularity, None, threads)
+        f = model.features([phases], d.granularity, None, threads, whole_sparse_rows=d.kind == "cpu")
         T, parts = model.evaluate(f, self._host_params(), d, breakdown=True)
         total = float(T[0])
         dev = parts["device"]

@@ -5,8 +5,10 @@
 
 k = S / k-ratio (16 gives k = 2048 at S = 32k: 1/8 of dense traffic with r = 16). Prints the
 measured streaming-read bandwidth, then per S: medians with p10-p90 and min-max, GB/s (ideal
-bytes / median), the fraction of the streaming bandwidth, and the SparQ speedup against the
-ideal one. Targets (issue 3): dense >= 75% of stream; SparQ >= 4x dense at S = 32k.
+bytes / median), the streaming bandwidth measured right before and right after that row (this
+VM's bandwidth drifts by tens of percent within minutes, so each row is compared with its own
+bracketing measurement, their mean) and the dense kernel's fraction of it, and the SparQ speedup
+against the ideal one. Targets (issue 3): dense >= 75% of stream; SparQ >= 4x dense at S = 32k.
 """
 
 from __future__ import annotations
@@ -49,17 +51,23 @@ def main(argv=None) -> int:
           f"measured {info['date']}{', cached' if info.get('cached') else ''})")
     print(f"# B=1, {args.heads} heads, d_h={args.head_dim}, {args.dtype}, impl {args.impl}, r={args.r}, "
           f"k=S/{args.k_ratio}; times in ms: median [p10-p90] (min-max); GB/s = ideal bytes / median")
-    header = ["S", "copies", "dense ms", "dense spread", "dense GB/s", "% stream",
+    header = ["S", "copies", "stream GB/s", "dense ms", "dense spread", "dense GB/s", "% stream",
               "sparq ms", "sparq spread", "sparq GB/s", "speedup", "ideal"]
     rows, results = [], []
     for s in [parse_seq(x) for x in args.seqs.split(",")]:
         case = Case(batch=1, heads=args.heads, kv_heads=args.heads, seq=s, head_dim=args.head_dim, r=args.r,
                     k=s // args.k_ratio, dtype=args.dtype, impl=args.impl)
+        before, _ = timing.measure_stream_bandwidth(refresh=True, repeats=7)
         res = profile_case(case, warmup=args.warmup, repeats=args.repeats, stream_Bps=bps)
+        after, _ = timing.measure_stream_bandwidth(refresh=True, repeats=7)
+        row_bps = (before + after) / 2
+        d = res["methods"]["dense"]
+        d["stream_Bps_beside"] = {"before": before, "after": after}
+        d["fraction_of_stream"] = d["GBps_ideal"] * 1e9 / row_bps
         results.append(res)
         d, q = res["methods"]["dense"], res["methods"]["sparq"]
         dt, qt = d["timing"], q["timing"]
-        rows.append([f"{s // 1024}k", str(res["copies"]),
+        rows.append([f"{s // 1024}k", str(res["copies"]), f"{row_bps / 1e9:.1f} ({before / 1e9:.0f}/{after / 1e9:.0f})",
                      fmt_ms(dt["median_s"]), f"[{fmt_ms(dt['p10_s'])}-{fmt_ms(dt['p90_s'])}] ({fmt_ms(dt['min_s'])}-{fmt_ms(dt['max_s'])})",
                      f"{d['GBps_ideal']:.1f}", f"{100 * d['fraction_of_stream']:.0f}%",
                      fmt_ms(qt["median_s"]), f"[{fmt_ms(qt['p10_s'])}-{fmt_ms(qt['p90_s'])}] ({fmt_ms(qt['min_s'])}-{fmt_ms(qt['max_s'])})",

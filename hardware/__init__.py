@@ -9,15 +9,10 @@ replaced by a measurement). Sections the core does not read (``[dram]`` for the 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
 
 HERE = Path(__file__).resolve().parent
@@ -178,14 +173,7 @@ def parse_device(data: dict, path: str) -> Device:
 
 def load_file(path: str | Path) -> Device:
     """Load and validate one hardware file."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"hardware file {path} not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"hardware file {path}: not valid TOML: {exc}") from None
-    return parse_device(data, str(path))
+    return parse_device(tomlfile.read(path, "hardware file"), str(path))
 
 
 def library_files() -> list[Path]:
@@ -217,8 +205,8 @@ def load_device(name_or_path: str | Path) -> Device:
         return load_file(exact)
     for path in library_files():
         try:
-            aliases = tomllib.loads(path.read_text(encoding="utf-8")).get("aliases", [])
-        except tomllib.TOMLDecodeError:
+            aliases = tomlfile.read(path, "hardware file").get("aliases", [])
+        except UserError:
             continue
         if key in [str(a).lower() for a in aliases]:
             return load_file(path)

@@ -29,6 +29,13 @@ BLOCK1 = 4096      # positions per step-1 block (x block and r row pieces stay i
 PREFETCH_ROWS = 32  # row gathers kept in flight ahead of use in step 2 (4..64 measured alike in situ)
 
 
+@njit(inline="always", cache=True)
+def prefetch_row(arr, start, d, line):
+    """Software prefetch of the d elements of `arr` (flat) from `start`, one hint per cache line."""
+    for o in range(0, d, line):
+        prefetch(arr, start + o)
+
+
 @njit(parallel=True, fastmath=FASTMATH_NO_INF, cache=True)
 def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_rank, ws_cand, ws_cvals, ws_i2, ws_sc):
     """Workspaces (one slice per thread, reused between calls so nothing is page-faulted
@@ -146,13 +153,10 @@ def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_r
         sc = ws_sc[tid]
         base = (b * Hkv + h) * S
         for j in range(min(PREFETCH_ROWS, k)):
-            for o in range(0, d, line_k):
-                prefetch(K, (base + i2[j]) * d + o)
+            prefetch_row(K, (base + i2[j]) * d, d, line_k)
         for j in range(k):
             if j + PREFETCH_ROWS < k:
-                nxt = (base + i2[j + PREFETCH_ROWS]) * d
-                for o in range(0, d, line_k):
-                    prefetch(K, nxt + o)
+                prefetch_row(K, (base + i2[j + PREFETCH_ROWS]) * d, d, line_k)
             krow = K[b, h, i2[j]]
             for g in range(G):
                 qrow = qg[g]
@@ -175,13 +179,10 @@ def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_r
         # ---- step 2: weighted sum of gathered V rows
         acc = np.zeros((G, d), np.float32)
         for j in range(min(PREFETCH_ROWS, k)):
-            for o in range(0, d, line_v):
-                prefetch(V, (base + i2[j]) * d + o)
+            prefetch_row(V, (base + i2[j]) * d, d, line_v)
         for j in range(k):
             if j + PREFETCH_ROWS < k:
-                nxt = (base + i2[j + PREFETCH_ROWS]) * d
-                for o in range(0, d, line_v):
-                    prefetch(V, nxt + o)
+                prefetch_row(V, (base + i2[j + PREFETCH_ROWS]) * d, d, line_v)
             vrow = V[b, h, i2[j]]
             for g in range(G):
                 p = sc[g, j]

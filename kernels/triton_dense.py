@@ -7,21 +7,20 @@ BLOCK_S positions for all G query heads of the group (K and V read once per grou
 import triton
 import triton.language as tl
 
+from sparq_sim.kernels.triton_common import attend_block, load_group_queries
+
 
 @triton.jit
 def dense_kernel(q_ptr, k_ptr, v_ptr, out_ptr, S, HKV, scale,
                  G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, D_PAD: tl.constexpr,
                  BLOCK_S: tl.constexpr):
     pid = tl.program_id(0)
-    b = pid // HKV
-    h = pid % HKV
-    row0 = b * HKV * G + h * G
+    row0 = (pid // HKV) * HKV * G + (pid % HKV) * G
     offs_g = tl.arange(0, G_PAD)
     offs_d = tl.arange(0, D_PAD)
     g_ok = offs_g < G
     d_ok = offs_d < D
-    qg = tl.load(q_ptr + (row0 + offs_g)[:, None] * D + offs_d[None, :],
-                 mask=g_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32) * scale
+    qg = load_group_queries(q_ptr, pid, HKV, scale, G, G_PAD, D, D_PAD)
     kv_base = pid.to(tl.int64) * S * D
     m = tl.full((G_PAD,), float("-inf"), tl.float32)
     lsum = tl.zeros((G_PAD,), tl.float32)
@@ -32,14 +31,7 @@ def dense_kernel(q_ptr, k_ptr, v_ptr, out_ptr, S, HKV, scale,
         rows = kv_base + offs_s[:, None] * D + offs_d[None, :]
         rmask = s_ok[:, None] & d_ok[None, :]
         k_rows = tl.load(k_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
-        sc = tl.sum(qg[:, None, :] * k_rows[None, :, :], axis=2)
-        sc = tl.where(s_ok[None, :], sc, float("-inf"))
-        m_new = tl.maximum(m, tl.max(sc, axis=1))
-        corr = tl.exp(m - m_new)
-        p = tl.exp(sc - m_new[:, None])
-        lsum = lsum * corr + tl.sum(p, axis=1)
         v_rows = tl.load(v_ptr + rows, mask=rmask, other=0.0).to(tl.float32)
-        acc = acc * corr[:, None] + tl.sum(p[:, :, None] * v_rows[None, :, :], axis=1)
-        m = m_new
+        m, lsum, acc = attend_block(qg, k_rows, v_rows, s_ok, m, lsum, acc)
     y = acc / lsum[:, None]
     tl.store(out_ptr + (row0 + offs_g)[:, None] * D + offs_d[None, :], y, mask=g_ok[:, None] & d_ok[None, :])

@@ -130,52 +130,22 @@ class _Flush:
         self.buf.sum()
 
 
-_FLUSH = None
-
-
-def _time(call, budget_s: float, max_reps: int) -> tuple[float, float, int, int]:
-    """(median, stderr, reps, warmup) of one call, caches evicted before each timed call."""
-    if _FLUSH is not None:
-        warm = 2
-        for _ in range(warm):
-            call()
-        times = []
-        t_end = time.perf_counter() + budget_s
-        while len(times) < max_reps and (len(times) < 5 or time.perf_counter() < t_end):
-            _FLUSH()
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        times.sort()
-        n = len(times)
-        q1, q3 = times[n // 4], times[(3 * n) // 4]
-        return times[n // 2], (q3 - q1) / 1.349 / math.sqrt(n), n, warm
-    try:
-        from sparq_sim.kernels.timing import time_call  # the project's harness (issue 3)
-    except ImportError:
-        time_call = None
-    if time_call is not None:
-        t0 = time.perf_counter()
-        call()
-        first = time.perf_counter() - t0
-        reps = int(max(5, min(max_reps, budget_s / max(first, 1e-6))))
-        res = time_call(lambda: call(), lambda: (), warmup=2, repeats=reps)
-        se = (res.q3_s - res.q1_s) / 1.349 / math.sqrt(res.n)
-        return float(res.median_s), float(se), int(res.n), 3
+def _time(call, flush, budget_s: float, max_reps: int) -> tuple[float, float, int, int]:
+    """(median, stderr, reps, warmup) of one call, caches evicted (`flush`) before each timed call."""
     warm = 2
     for _ in range(warm):
         call()
     times = []
     t_end = time.perf_counter() + budget_s
-    while len(times) < max_reps and (len(times) < 3 or time.perf_counter() < t_end):
+    while len(times) < max_reps and (len(times) < 5 or time.perf_counter() < t_end):
+        flush()
         t0 = time.perf_counter()
         call()
         times.append(time.perf_counter() - t0)
     times.sort()
-    med = times[len(times) // 2]
-    mean = sum(times) / len(times)
-    sd = math.sqrt(sum((t - mean) ** 2 for t in times) / max(1, len(times) - 1))
-    return med, sd / math.sqrt(len(times)), len(times), warm
+    n = len(times)
+    q1, q3 = times[n // 4], times[(3 * n) // 4]
+    return times[n // 2], (q3 - q1) / 1.349 / math.sqrt(n), n, warm
 
 
 def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
@@ -203,8 +173,7 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     cases = [c for c in cases if c[0] in ok]
     device_name = f"local: {cpu_model()} ({threads} threads)"
     llc = llc_bytes()
-    global _FLUSH
-    _FLUSH = _Flush(llc)
+    flush = _Flush(llc)
     budget = 0.45 if quick else 0.8  # seconds per case over all rounds
     max_reps = 45 if quick else 90  # per case over all rounds; the time budget stops long calls sooner
     inputs = {S: _Inputs(S, llc) for S in sorted({c[1] for c in cases})}
@@ -214,7 +183,7 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
         for i, c in enumerate(cases):
             kern, S, r, k = c
             _progress(what, (rnd * total + i) / ROUNDS, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
-            res = _time(_fn(kern, r, k, inputs[S]), budget / ROUNDS, max(5, max_reps // ROUNDS))
+            res = _time(_fn(kern, r, k, inputs[S]), flush, budget / ROUNDS, max(5, max_reps // ROUNDS))
             if c not in best or res[0] < best[c][0]:
                 best[c] = (res[0], res[1], res[2] * ROUNDS, res[3])
     del inputs

@@ -16,14 +16,9 @@ Family rule for devices without measurements (``constants_for``):
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
 
 HERE = Path(__file__).resolve().parent
@@ -51,17 +46,11 @@ def dumps(device_name: str, family: str, params: dict, sources: dict, meta: dict
 
 def load(path: str | Path) -> dict:
     """{'device', 'family', 'bandwidth_Bps', 'meta', 'params': {name: {value, basis, source}}}."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"calibration file {path} not found")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"calibration file {path}: not valid TOML: {exc}") from None
+    data = tomlfile.read(path, "calibration file")
     for name, fig in data.get("params", {}).items():
         if not isinstance(fig, dict) or not isinstance(fig.get("value"), (int, float)) or not fig.get("source"):
             raise UserError(f"calibration file {path}: params.{name} needs value, basis and source")
-    data["path"] = str(p)
+    data["path"] = str(path)
     return data
 
 

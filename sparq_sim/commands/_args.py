@@ -1,4 +1,5 @@
-"""Arguments that several commands share: device, model shape, SparQ settings, output format.
+"""Arguments that several commands share: device, model shape, SparQ settings, storage,
+implementation model and timing, output format.
 
 The flags are parsed as plain strings and converted here, so every problem becomes one
 UserError naming the flag and the value.
@@ -61,6 +62,36 @@ def add_storage_arguments(group) -> None:
     group.add_argument("--no-reallocate", dest="reallocate", action="store_false",
                        help="drop SparQ step 3 (mean-value reallocation) and its running mean, as the "
                             "paper does for GQA models")
+
+
+def add_impl_arguments(parser, timing: bool = True) -> None:
+    """--impl NAME, --threads N and (with `timing`) --timing HOW."""
+    from sparq_sim.implementations import all_implementations
+    impls = all_implementations()
+    parser.add_argument("--impl", default="ideal", metavar="NAME",
+                        help="implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in impls.items()))
+    parser.add_argument("--threads", metavar="N",
+                        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
+    if timing:
+        from sparq_sim.timing import TIMERS
+        parser.add_argument("--timing", default="roofline", metavar="HOW",
+                            help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
+
+
+def implementation_from_args(args):
+    """The implementation model named by --impl, configured with --threads where given."""
+    from sparq_sim.implementations import get_implementation
+
+    impl = get_implementation(args.impl)
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return impl
+    n = parse_positive_int(threads, "--threads")
+    configure = getattr(impl, "configure", None)
+    if configure is None:
+        raise UserError(f"--threads does not apply to implementation {impl.name}: it is for CPU "
+                        "implementation models such as llama.cpp")
+    return configure(threads=n)
 
 
 def _int_or_none(value, what):

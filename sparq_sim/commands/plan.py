@@ -1,7 +1,5 @@
 """`sparq-sim plan`: KV memory, the largest batch that fits, tokens/s, and the best batch and compression.
 
-Also holds the flags the planning commands (plan, roofline, sweep) share with `predict`:
-``add_impl_arguments`` (--impl, --threads, --timing) and ``implementation_from_args``.
 """
 
 from __future__ import annotations
@@ -12,39 +10,6 @@ from sparq_sim.errors import UserError
 NAME = "plan"
 HELP = "capacity planning: KV memory, max batch and tokens/s for dense and SparQ, best batch and compression"
 ORDER = 30
-
-
-def add_impl_arguments(parser, timing: bool = True, impl: bool = True) -> None:
-    """--impl NAME, --threads N and --timing HOW (each optional)."""
-    if impl:
-        from sparq_sim.implementations import all_implementations
-        impls = all_implementations()
-        parser.add_argument("--impl", default="ideal", metavar="NAME",
-                            help="implementation model: " + "; ".join(f"{n}: {i.description}"
-                                                                    for n, i in impls.items()))
-    parser.add_argument("--threads", metavar="N",
-                        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
-    if timing:
-        from sparq_sim.timing import TIMERS
-        parser.add_argument("--timing", default="roofline", metavar="HOW",
-                            help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
-
-
-def implementation_from_args(args):
-    """The implementation model named by --impl, configured with --threads where given."""
-    from sparq_sim.implementations import get_implementation
-    from sparq_sim.units import parse_positive_int
-
-    impl = get_implementation(args.impl)
-    threads = getattr(args, "threads", None)
-    if threads is None:
-        return impl
-    n = parse_positive_int(threads, "--threads")
-    configure = getattr(impl, "configure", None)
-    if configure is None:
-        raise UserError(f"--threads does not apply to implementation {impl.name}: it is for CPU "
-                        "implementation models such as llama.cpp")
-    return configure(threads=n)
 
 
 def add_dtype_arguments(parser) -> None:
@@ -67,7 +32,7 @@ def add_arguments(parser) -> None:
                              "framework (default 0.10)")
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
-    add_impl_arguments(parser)
+    _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
     parser.add_argument("--plot", metavar="FILE.png|FILE.svg", help="also plot tokens/s against batch")
 
@@ -91,7 +56,7 @@ def run(args) -> int:
     model = _args.model_from_args(args)
     seq = parse_seq(args.seq, "--seq")
     kv_dtype, weight_dtype = dtypes.canonical(args.kv_dtype), dtypes.canonical(args.weight_dtype)
-    impl = implementation_from_args(args)
+    impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
     result = capacity.plan(device, model, seq, compressions=parse_compressions(args.compression),
                            kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,

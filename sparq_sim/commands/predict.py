@@ -13,15 +13,7 @@ def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
     _args.add_sparq_arguments(parser)
     _args.add_model_arguments(parser)
-    from sparq_sim.implementations import all_implementations
-    from sparq_sim.timing import TIMERS
-    impls = all_implementations()
-    parser.add_argument("--impl", default="ideal", metavar="NAME",
-                        help="implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in impls.items()))
-    parser.add_argument("--timing", default="roofline", metavar="HOW",
-                        help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
-    parser.add_argument("--threads", metavar="N",
-                        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
+    _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
 
 
@@ -31,8 +23,7 @@ def run(args) -> int:
 
     workload = _args.workload_from_args(args)
     device = load_device(args.hw)
-    from sparq_sim.commands.plan import implementation_from_args
-    result = predict(workload, device, implementation=implementation_from_args(args), timing=args.timing)
+    result = predict(workload, device, implementation=_args.implementation_from_args(args), timing=args.timing)
     if args.format == "json":
         _args.print_json(result.to_dict())
     else:

@@ -10,7 +10,7 @@ ORDER = 20
 
 
 def add_arguments(parser) -> None:
-    from sparq_sim.commands.plan import add_dtype_arguments, add_impl_arguments
+    from sparq_sim.commands.plan import add_dtype_arguments
     _args.add_hardware_argument(parser)
     parser.add_argument("--seq", default="4k,32k,128k", help="sequence lengths, comma-separated (default 4k,32k,128k)")
     parser.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.png|FILE.svg", help="chart file to write")
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
-    add_impl_arguments(parser)
+    _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
 
 
@@ -51,7 +51,6 @@ def _seq_label(seq: int) -> str:
 
 
 def run(args) -> int:
-    from sparq_sim.commands.plan import implementation_from_args
     from sparq_sim.hardware import load_device
     from sparq_sim.plots import check_output_path
     from sparq_sim.timing import get_timer
@@ -63,7 +62,7 @@ def run(args) -> int:
     batches = parse_list(args.batch, parse_positive_int, "--batch")
     compression = None if args.compression is None else parse_fraction(args.compression, "--compression")
     model = _args.model_from_args(args)
-    impl = implementation_from_args(args)
+    impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
     timer = get_timer(args.timing, device)
     workloads = [Workload.build(model, s, batch=b, compression=compression, kv_dtype=args.kv_dtype,

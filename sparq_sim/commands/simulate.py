@@ -18,9 +18,7 @@ def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
     _args.add_sparq_arguments(parser)
     _args.add_model_arguments(parser)
-    from sparq_sim.implementations import all_implementations
-    parser.add_argument("--impl", default="ideal", metavar="NAME",
-                        help="implementation model: " + ", ".join(all_implementations()))
+    _args.add_impl_arguments(parser, timing=False)
     parser.add_argument("--method", choices=("dense", "sparq", "both"), default="both",
                         help="which method's phases to simulate (default both)")
     parser.add_argument("--seed", default="0", help="random seed of the simulated slices (default 0)")
@@ -33,7 +31,6 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from sparq_sim.errors import UserError
     from sparq_sim.hardware import load_device
-    from sparq_sim.implementations import get_implementation
     from sparq_sim.simulator.timer import SimulatedTimer
     from sparq_sim.units import parse_positive_int
 
@@ -47,7 +44,7 @@ def run(args) -> int:
     if slice_requests < 100:
         raise UserError(f"bad --slice-requests {args.slice_requests!r}: use at least 100")
     timer = SimulatedTimer(device, seed=seed, slice_requests=slice_requests)
-    impl = get_implementation(args.impl)
+    impl = _args.implementation_from_args(args)
     methods = ("dense", "sparq") if args.method == "both" else (args.method,)
     cfg = timer.config
     result = {

@@ -48,7 +48,7 @@ def parse_k_spec(text: str, what: str = "--k"):
 
 
 def add_arguments(parser) -> None:
-    from sparq_sim.commands.plan import add_dtype_arguments, add_impl_arguments
+    from sparq_sim.commands.plan import add_dtype_arguments
     parser.add_argument("--hw", required=True, metavar="NAME[,NAME...]", help="devices, comma-separated")
     parser.add_argument("--seq", required=True, help="sequence lengths: 4k..128k (powers of two) or a list")
     parser.add_argument("--r", default="16", help="query components kept, comma-separated (default 16)")
@@ -62,7 +62,7 @@ def add_arguments(parser) -> None:
                         help="speedup shown in the heatmap (default step)")
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
-    add_impl_arguments(parser)
+    _args.add_impl_arguments(parser)
 
 
 def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) -> tuple[list[dict], list[str]]:
@@ -126,7 +126,6 @@ def heatmap_panels(rows: list[dict], metric: str) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparq_sim.commands.plan import implementation_from_args
     from sparq_sim.hardware import load_device
     from sparq_sim.models import get_preset
     from sparq_sim.plots import check_output_path
@@ -142,7 +141,7 @@ def run(args) -> int:
         models = [get_preset(m.strip()) for m in args.models.split(",") if m.strip()]
     else:
         models = [_args.model_from_args(args)]
-    impl = implementation_from_args(args)
+    impl = _args.implementation_from_args(args)
     devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
     if not devices:
         raise UserError(f"bad --hw {args.hw!r}: no device named")

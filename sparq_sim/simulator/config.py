@@ -27,16 +27,11 @@ Every number is ``{ value, basis, source }`` like the rest of the hardware file.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
 
 STANDARDS_FILE = Path(__file__).resolve().parent / "dram_standards.toml"
@@ -66,7 +61,7 @@ def _number(table, where: str, path: str, positive: bool = True) -> float:
 @lru_cache(maxsize=1)
 def load_standards() -> dict:
     """Technology name -> {field: value in bytes / seconds}."""
-    data = tomllib.loads(STANDARDS_FILE.read_text(encoding="utf-8"))
+    data = tomlfile.read(STANDARDS_FILE, "DRAM standards file")
     out = {}
     for name, table in data.items():
         entry = {}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import time
 from pathlib import Path
 
 from sparq_sim.errors import UserError
@@ -269,16 +268,12 @@ def to_toml(data: dict) -> str:
 
 def write_profile(profile: dict, out: str | None = None) -> Path:
     """Validate and write the profile (default: the user cache's local.toml)."""
-    import sys
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from sparq_sim import tomlfile
     from sparq_sim.hardware import parse_device
     from sparq_sim.simulator.config import dram_config
 
     text = to_toml(profile["data"])
-    dram_config(parse_device(tomllib.loads(text), "<local profile>"))   # validates both parts
+    dram_config(parse_device(tomlfile.parse(text, "local profile"), "<local profile>"))   # validates both parts
     path = Path(out).expanduser() if out else local_profile_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

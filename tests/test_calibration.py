@@ -137,3 +137,31 @@ def test_cpu_features_charge_whole_rows_for_sparse_row_reads():
     assert cpu.bytes[:, i].sum() == 32 * 1024 * 256           # every 256-byte fp16 row, whole
     assert gpu.bytes[:, i].sum() == pytest.approx(rows[0].moved_bytes(64))
     assert gpu.bytes[:, i].sum() < cpu.bytes[:, i].sum()
+
+
+def test_cpu_constants_scale_sustained_bandwidth_gpu_ones_the_datasheet():
+    """CPU efficiencies were fitted against a measured stream rate, so on another CPU they apply
+    to datasheet x achievable fraction; GPU efficiencies apply to the datasheet figure."""
+    from dataclasses import replace
+
+    from sparq_sim.calibration.model import evaluate, features
+    from sparq_sim.hardware import Figure
+    params = {"eff.stream": 1.0, "eff.gather": 1.0, "eff.sparse_rows": 1.0, "gpu_launch_s": 0.0, "sync_s": 0.0,
+              "overlap_p": 1.0, "topk_rate": 1e18, "compute_eff": 1.0, "per_thread_bw": 1e12}
+    w = _w(seq=65536, batch=1)
+    for name, changes in (("epyc-7763", True), ("a10g", False)):
+        dev = load_device(name)
+        half = replace(dev, achievable_fraction=Figure(dev.achievable_fraction.value / 2, "assumed", "test"))
+        f = features([kernel_phases("attn-cpu", w)], dev.granularity, None, [64] if dev.kind == "cpu" else None)
+        t, t_half = evaluate(f, params, dev)[0], evaluate(f, params, half)[0]
+        assert (t_half == pytest.approx(2 * t, rel=0.01)) if changes else t_half == t
+
+
+def test_local_device_takes_the_calibration_bandwidth(tmp_path, monkeypatch):
+    """A calibration's constants are relative to the bandwidth measured with it: the local device
+    built for them carries that figure, even where a hardware profile `local` exists."""
+    from sparq_sim.calibration.local import local_device
+    local_device.cache_clear()
+    dev = local_device(12.5e9, "measured in a test")
+    assert dev.bandwidth_Bps.value == 12.5e9 and dev.bandwidth_Bps.basis == "measured"
+    local_device.cache_clear()

@@ -151,7 +151,8 @@ def _time(call, flush, budget_s: float, max_reps: int) -> tuple[float, float, in
 def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     """Run the cases; returns measurement rows (schema dicts, in the order of `cases`) and notes.
 
-    ``ROUNDS`` rounds, each over every case of every S, with all inputs kept alive: a slow spell
+    ``ROUNDS`` rounds, each over every case of every S (ordered by S, every other round backwards),
+    with all inputs kept alive: a slow spell
     of this shared VM (bandwidth drift, costlier page faults) hits one round of all cases alike,
     and each case keeps its fastest round's median. Calibration and validation cases passed
     together are therefore measured under the same conditions.
@@ -179,8 +180,11 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     inputs = {S: _Inputs(S, llc) for S in sorted({c[1] for c in cases})}
     best: dict = {}
     total, t0 = len(cases), time.perf_counter()
+    # by S, so that calibration (512, 2k, 8k, 32k) and validation (1k, 4k, 16k, 64k) sizes alternate,
+    # and every other round backwards, so that a drift within a round biases neither set
+    by_seq = sorted(cases, key=lambda c: c[1])
     for rnd in range(ROUNDS):
-        for i, c in enumerate(cases):
+        for i, c in enumerate(by_seq if rnd % 2 == 0 else by_seq[::-1]):
             kern, S, r, k = c
             _progress(what, (rnd * total + i) / ROUNDS, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
             res = _time(_fn(kern, r, k, inputs[S]), flush, budget / ROUNDS, max(5, max_reps // ROUNDS))
@@ -240,7 +244,7 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     bw, src = measure_read_bandwidth(threads)
     local_device.cache_clear()
     device = local_device(bw, src)
-    src = device.bandwidth_Bps.source  # the figure actually used (the hardware profile `local` wins)
+    src = device.bandwidth_Bps.source
     cal_cases = calibration_cases(quick)
     all_rows, notes = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
                               "measuring  " if also else "calibrating")

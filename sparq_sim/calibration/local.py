@@ -1,7 +1,9 @@
 """This machine as a Device, for ``validate --local``.
 
 Preference order: the simulator's measured local profile (``--hw local``) when the hardware
-library has one; otherwise a Device built here from a measured read bandwidth (the kernels'
+library has one, with its bandwidth replaced by the one a calibration was fitted with when that
+is given (the constants are relative to it; this VM's bandwidth drifts between days); otherwise a
+Device built here from a measured read bandwidth (the kernels'
 ``measure_stream_bandwidth`` when available, else a torch sum over a buffer far larger than the
 LLC), labelled ``measured``; the rest of its figures are read from the OS or marked ``assumed``.
 The measured bandwidth is stored with the local calibration, so predictions made with that
@@ -50,7 +52,7 @@ def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:
     """Read bandwidth of this machine, bytes/s, and how it was measured."""
     try:
         from sparq_sim.kernels.timing import measure_stream_bandwidth  # the kernels' harness (issue 3)
-        bw, info = measure_stream_bandwidth()
+        bw, info = measure_stream_bandwidth(refresh=True)   # this run's figure: the VM drifts
         return float(bw), (f"measured: sparq_sim.kernels.timing.measure_stream_bandwidth, {info.get('method', '')}, "
                            f"{info.get('statistic', '')}, {info.get('threads', '?')} threads, {info.get('date', '')}")
     except ImportError:
@@ -75,11 +77,18 @@ def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:
 @lru_cache(maxsize=None)
 def local_device(bandwidth_Bps: float | None = None, source: str = ""):
     """The local CPU as a Device; `bandwidth_Bps` (from a calibration file) skips the measurement."""
+    from dataclasses import replace
+
     from sparq_sim.hardware import Device, Figure, load_device
     try:
-        return load_device("local")
+        profile = load_device("local")
     except UserError:
-        pass
+        profile = None
+    if profile is not None:
+        if bandwidth_Bps is None:
+            return profile
+        # a calibration's constants are relative to the bandwidth measured with it: use that figure
+        return replace(profile, bandwidth_Bps=Figure(float(bandwidth_Bps), "measured", source or "measured"))
     if bandwidth_Bps is None:
         stored = _stored_bandwidth()
         if stored is not None:

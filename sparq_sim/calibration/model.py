@@ -14,7 +14,8 @@ For one call (a list of phases) on a device:
 
 The smooth maximum (exponent p) says the host issues work asynchronously: a call is host-bound
 at small sizes, device-bound at large ones, partly overlapped between. On CPUs the host *is*
-the device: p = 1 (plain sum) and bandwidth is min(datasheet * eff, threads * per_thread_bw).
+the device: p = 1 (plain sum) and bandwidth is min(sustained * eff, threads * per_thread_bw * eff),
+sustained being the measured stream rate here and datasheet x achievable fraction elsewhere.
 
 Bandwidth efficiencies multiply the target device's datasheet bandwidth, so a device of the
 same family with no measurements gets the family's fitted efficiencies and launch costs with its
@@ -102,8 +103,10 @@ def _lookup(params: dict, prefix: str, names, default=None) -> np.ndarray:
 def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
     """Time per call (array), from features and constants; with ``breakdown`` also per-phase
     (memory, compute, device time) and per-call host and device totals."""
-    bw = device.bandwidth_Bps.value
     cpu = device.kind == "cpu"
+    # CPU constants are fitted against a measured stream rate, so they scale another CPU's
+    # sustained rate (datasheet x achievable fraction); GPU ones were fitted against the datasheet.
+    bw = device.sustained_bandwidth if cpu else device.bandwidth_Bps.value
     eff = np.array([params["eff.stream"], params["eff.gather"], params["eff.sparse_rows"]])
     per_pattern_bw = bw * eff                                   # (3,)
     if cpu and f.threads is not None:

@@ -10,6 +10,7 @@ bandwidth are comparable with the predictions.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from sparq_sim.errors import UserError
@@ -76,8 +77,16 @@ def _inputs(case: Case, device: str, seed: int):
 
 
 def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | None = None,
-                 stream_Bps: float | None = None, methods=("dense", "sparq")) -> dict:
-    """Time the methods for `case`; returns a JSON-ready dict (seconds, bytes, GB/s, fractions)."""
+                 stream_Bps: float | None = None, methods=("dense", "sparq"), rounds: int = 1,
+                 stream_now=None) -> dict:
+    """Time the methods for `case`; returns a JSON-ready dict (seconds, bytes, GB/s, fractions).
+
+    ``rounds`` > 1 times the methods one after the other in each round, on the same inputs, and
+    reports per method the median of the round medians and the speedup as the median of the
+    per-round ratios, so that a drift of the machine between rounds cancels in the ratio.
+    ``stream_now()`` (bytes/s), when given, is measured before and after each round and each
+    round's fraction of streaming bandwidth is taken against their mean.
+    """
     import torch
     from sparq_sim.kernels import dense_attention, sparq_attention
     from sparq_sim.kernels._checks import DENSE_IMPLS, SPARQ_IMPLS
@@ -117,20 +126,38 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
             q, K, V, r=case.r, k=case.k, local_window=case.local_window, reallocate=case.reallocate,
             v_mean=vm, K_t=K_t, impl=case.impl))
     inputs = [make() for _ in range(n_copies)]   # shared by both methods
-    for method, (impl, fn) in calls.items():
-        it = iter(range(10 ** 9))
-        res = timing.time_call(fn, lambda: inputs[next(it) % n_copies], warmup, repeats,
-                               copies=n_copies, sync=sync)
+    per_round = []
+    for _ in range(rounds):
+        before = stream_now() if stream_now else None
+        timed = {}
+        for method, (impl, fn) in calls.items():
+            it = iter(range(10 ** 9))
+            timed[method] = timing.time_call(fn, lambda: inputs[next(it) % n_copies], warmup, repeats,
+                                             copies=n_copies, sync=sync)
+        after = stream_now() if stream_now else None
+        per_round.append((timed, None if before is None else (before + after) / 2))
+    for method, (impl, _) in calls.items():
+        medians = [t[method].median_s for t, _ in per_round]
+        res = per_round[0][0][method] if rounds == 1 else timing.summarize(medians, n_copies)
         entry = {"impl": impl, "timing": res.to_dict(), **tr[method]}
+        if rounds > 1:
+            entry["rounds"] = [t[method].to_dict() for t, _ in per_round]
         entry["GBps_ideal"] = tr[method]["ideal_bytes"] / res.median_s / 1e9
         if tr[method]["moved_bytes"]:
             entry["GBps_moved"] = tr[method]["moved_bytes"] / res.median_s / 1e9
-        if stream_Bps:
+        if stream_now:
+            fractions = [tr[method]["ideal_bytes"] / t[method].median_s / bw for t, bw in per_round]
+            entry["stream_Bps_per_round"] = [bw for _, bw in per_round]
+            entry["fraction_of_stream"] = statistics.median(fractions)
+        elif stream_Bps:
             entry["fraction_of_stream"] = tr[method]["ideal_bytes"] / res.median_s / stream_Bps
         result["methods"][method] = entry
     if "dense" in calls and "sparq" in calls:
         d, s = result["methods"]["dense"], result["methods"]["sparq"]
-        result["speedup"] = d["timing"]["median_s"] / s["timing"]["median_s"]
+        ratios = [t["dense"].median_s / t["sparq"].median_s for t, _ in per_round]
+        result["speedup"] = statistics.median(ratios)
+        if rounds > 1:
+            result["speedup_per_round"] = ratios
         result["ideal_speedup"] = d["ideal_bytes"] / s["ideal_bytes"]
     del inputs
     return result

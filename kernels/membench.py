@@ -30,6 +30,8 @@ import time
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from sparq_sim.machine import cpu_model
+
 LINE = 64
 ROW_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
 DEFAULT_BUFFER = 1 << 30
@@ -146,18 +148,6 @@ def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, see
     lat = sorted(t / steps for t in times)
     return {"median_s": statistics.median(lat), "min_s": lat[0], "max_s": lat[-1], "steps": steps,
             "repeats": repeats}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "unknown CPU"
 
 
 def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,

@@ -18,7 +18,8 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from sparq_sim.machine import cache_dir, cpu_model, llc_bytes
 
 
 @dataclass(frozen=True)
@@ -95,23 +96,6 @@ def time_call(fn, make_inputs, warmup: int = 3, repeats: int = 21, *, copies: in
     return summarize(times, copies)
 
 
-def llc_bytes(default: int = 32 * 1024 * 1024) -> int:
-    """Size of the last-level cache, from sysfs (Linux); `default` when unknown."""
-    best = 0
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    try:
-        for idx in base.glob("index*"):
-            level = int((idx / "level").read_text())
-            size = (idx / "size").read_text().strip()
-            mult = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(size[-1:], 1)
-            value = int(size.rstrip("KMG")) * mult
-            if level >= 2 and value > best and (idx / "type").read_text().strip() != "Instruction":
-                best = value
-    except (OSError, ValueError):
-        pass
-    return best or default
-
-
 def copies_for(bytes_touched: float, bytes_per_copy: float, llc: int | None = None, factor: float = 4.0,
                max_copies: int = 64, memory_budget: float = 4e9) -> int:
     """Input copies to rotate through so the bytes the calls touch exceed `factor` x the LLC.
@@ -123,25 +107,6 @@ def copies_for(bytes_touched: float, bytes_per_copy: float, llc: int | None = No
     need = int(-(-factor * llc // max(1.0, bytes_touched)))
     fit = max(1, int(memory_budget // max(1.0, bytes_per_copy)))
     return max(1, min(need, fit, max_copies))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cache_dir() -> Path:
-    """SPARQ_SIM_CACHE_DIR, else $XDG_CACHE_HOME/sparq-sim, else ~/.cache/sparq-sim."""
-    env = os.environ.get("SPARQ_SIM_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "sparq-sim"
 
 
 def _threads() -> int:

@@ -158,7 +158,7 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     together are therefore measured under the same conditions.
     """
     import torch
-    from sparq_sim.calibration.local import cpu_model, llc_bytes
+    from sparq_sim.machine import cpu_model, llc_bytes
     torch.set_num_threads(threads)
     try:
         import numba
@@ -240,7 +240,8 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     validation see the same machine conditions; they are returned, never fitted on.
     Returns (params, fit report, calibration rows, rows of `also`, notes)."""
     from sparq_sim.calibration import calibrate, store
-    from sparq_sim.calibration.local import cpu_model, local_device, measure_read_bandwidth
+    from sparq_sim.calibration.local import local_device, measure_read_bandwidth
+    from sparq_sim.machine import cpu_model
     bw, src = measure_read_bandwidth(threads)
     local_device.cache_clear()
     device = local_device(bw, src)
@@ -272,7 +273,8 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     import json
 
     from sparq_sim.calibration import store
-    from sparq_sim.calibration.local import cores, cpu_model, local_device
+    from sparq_sim.calibration.local import local_device
+    from sparq_sim.machine import cores, cpu_model
     from sparq_sim.validation import core
     from sparq_sim.validation.io import atomic_write_text
     from sparq_sim.validation.measurements import COLUMNS
@@ -354,7 +356,7 @@ def _environment(threads, device) -> dict:
 
     import torch
 
-    from sparq_sim.calibration.local import cpu_model
+    from sparq_sim.machine import cpu_model
     try:
         from sparq_sim.kernels.timing import steady_allocator
         allocator = steady_allocator()

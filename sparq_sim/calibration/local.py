@@ -13,39 +13,11 @@ calibration reuse the bandwidth it was fitted with.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from functools import lru_cache
-from pathlib import Path
 
 from sparq_sim.errors import UserError
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def llc_bytes() -> int:
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    best = 0
-    for idx in base.glob("index*"):
-        try:
-            size = (idx / "size").read_text().strip()
-        except OSError:
-            continue
-        mult = {"K": 1024, "M": 1024 ** 2}.get(size[-1], 1)
-        best = max(best, int(size.rstrip("KM")) * mult)
-    return best or 32 * 1024 ** 2
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+from sparq_sim.machine import cores, cpu_model, llc_bytes
 
 
 def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:

@@ -19,26 +19,16 @@ The other row sizes (128, 256, 1024, 4096, 8192 B) are held out: their error is 
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
 from pathlib import Path
 
 from sparq_sim.errors import UserError
+from sparq_sim.machine import cache_dir, llc_bytes
 
 FIT_SIZES = (64, 512, 2048)
 PREFETCH_GRID = (1, 2, 4, 8, 12, 16, 24, 32)
 COST_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 LOCAL_NAME = "local"
-
-
-def cache_dir() -> Path:
-    """SPARQ_SIM_CACHE_DIR, else $XDG_CACHE_HOME/sparq-sim, else ~/.cache/sparq-sim."""
-    explicit = os.environ.get("SPARQ_SIM_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "sparq-sim"
 
 
 def local_profile_path() -> Path:
@@ -47,18 +37,6 @@ def local_profile_path() -> Path:
 
 def _fig(value, basis, source) -> dict:
     return {"value": value, "basis": basis, "source": source}
-
-
-def _llc_bytes() -> int:
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if (index / "level").read_text().strip() == "3":
-                text = (index / "size").read_text().strip().upper()
-                mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
-                return int(text.rstrip("KMG")) * mult
-        except OSError:
-            continue
-    return 32 << 20
 
 
 def _mem_bytes() -> int:
@@ -113,7 +91,7 @@ def base_profile(meas: dict, params: dict) -> dict:
             "channels": _fig(8, "assumed", "assumed: the host's DDR4 channel count is not visible in a VM"),
             "access_granularity_bytes": _fig(64, "datasheet", "64-byte cache lines (x86-64)"),
         },
-        "cache": {"llc_bytes": _fig(_llc_bytes(), "measured", f"/sys/devices/system/cpu/cpu0/cache (L3), {date}")},
+        "cache": {"llc_bytes": _fig(llc_bytes(), "measured", f"/sys/devices/system/cpu/cpu0/cache (L3), {date}")},
         "compute": {
             "units": _fig(cores, "measured", f"threads used by the benchmarks (numba), {where}"),
             "peak_flops": {dt: _fig(peak, "derived", peak_src) for dt in ("float32", "float16", "bfloat16")},

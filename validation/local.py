@@ -239,7 +239,7 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     Cases in `also` (the validation cases) are measured in the same rounds, so calibration and
     validation see the same machine conditions; they are returned, never fitted on.
     Returns (params, fit report, calibration rows, rows of `also`, notes)."""
-    from sparq_sim.calibration import calibrate, store
+    from sparq_sim.calibration import calibrate
     from sparq_sim.calibration.local import local_device, measure_read_bandwidth
     from sparq_sim.machine import cpu_model
     bw, src = measure_read_bandwidth(threads)
@@ -253,18 +253,13 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     key = lambda row: (row["kernel"], row["sequence_length"], row["r"] or None, row["k"] or None)
     rows = [row for row in all_rows if key(row) in labels]
     other = [row for row in all_rows if key(row) not in labels]
-    _save_runs(rows, Path(path).with_name("calibration-runs.csv"))
     ms = _rows_to_measurements(rows)
     params, rep = calibrate(ms, device, path, command=f"sparq-sim validate --local --calibrate"
                                                       f"{' --quick' if quick else ''}",
                             fitted_on=f"local calibration microbenchmarks ({cpu_model()}, {threads} threads)",
-                            family="cpu", threads_default=threads)
-    # record the CPU and bandwidth source so the file is only reused on the same CPU
-    text = Path(path).read_text()
-    text = text.replace("[meta]\n", f"[meta]\ncpu_model = {store._q(cpu_model())}\n"
-                                    f"bandwidth_source = {store._q(src)}\n", 1)
-    from sparq_sim.validation.io import atomic_write_text
-    atomic_write_text(path, text)
+                            family="cpu", threads_default=threads,
+                            # the CPU, so the file is only reused on the same CPU, and the bandwidth's source
+                            meta={"cpu_model": cpu_model(), "bandwidth_source": src})
     return params, rep, rows, other, notes
 
 
@@ -277,7 +272,6 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     from sparq_sim.machine import cores, cpu_model
     from sparq_sim.validation import core
     from sparq_sim.validation.io import atomic_write_text
-    from sparq_sim.validation.measurements import COLUMNS
 
     if not out:
         raise UserError("--local needs --out FOLDER for its results")
@@ -317,11 +311,7 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     out.mkdir(exist_ok=True)
     import csv
     import io
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    _save_runs(rows, out / "results.csv")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["kernel", "sequence_length", "r", "k", "measured_s", "predicted_s", "abs_pct_error"])
@@ -329,11 +319,7 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
         w.writerow([m.kernel, m.seq, m.r or "", m.k or "", repr(m.duration_s), repr(float(p)), f"{e:.2f}"])
     atomic_write_text(out / "predictions.csv", buf.getvalue())
     if cal_rows:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
-        w.writeheader()
-        w.writerows(cal_rows)
-        atomic_write_text(out / "calibration-runs.csv", buf.getvalue())
+        _save_runs(cal_rows, out / "calibration-runs.csv")
         atomic_write_text(out / "local-cpu.toml", cal_path.read_text())
     env = _environment(threads, device)
     d = report.to_dict()

@@ -12,8 +12,10 @@ calibrated timer (``--timing calibrated``). See docs/validation.md.
 from __future__ import annotations
 
 
-def calibrate(rows, device, path, *, command: str, fitted_on: str, family: str, threads_default=None) -> tuple[dict, dict]:
-    """Fit constants on measurement rows and write them, with their provenance, to `path`."""
+def calibrate(rows, device, path, *, command: str, fitted_on: str, family: str, threads_default=None,
+              meta: dict | None = None) -> tuple[dict, dict]:
+    """Fit constants on measurement rows and write them, with their provenance (and `meta`, extra
+    [meta] entries such as the CPU model), to `path`."""
     from sparq_sim.calibration import fit as fitting
     from sparq_sim.calibration import store
     from sparq_sim.calibration.model import features
@@ -41,7 +43,7 @@ def calibrate(rows, device, path, *, command: str, fitted_on: str, family: str, 
         import statistics
         params["host_op_s"] = statistics.median(per_launch)
         sources["host_op_s"] = ("derived", f"median over fitted kernels of host_s / launches; {source}")
-    meta = {"fitted_on": fitted_on, "rows": len(rows), "command": command, "date": store.today(),
+    meta = {**(meta or {}), "fitted_on": fitted_on, "rows": len(rows), "command": command, "date": store.today(),
             "rms_log_error": report["rms_log_error"], "median_abs_pct_error_in_sample": report["median_abs_pct_error"],
             "at_bounds": ", ".join(report["at_bounds"])}
     text = store.dumps(device.name, "nvidia-gpu" if device.kind == "gpu" else family, params, sources, meta,

@@ -23,6 +23,11 @@ def fmt_ms(t: float) -> str:
     return f"{t * 1e3:.2f}"
 
 
+def spread(values, fmt) -> str:
+    """(min-max) of the per-round values, each formatted by `fmt`."""
+    return f"({fmt(min(values))}-{fmt(max(values))})"
+
+
 def main(argv=None) -> int:
     from sparq_sim.units import parse_seq
     from sparq_sim.kernels import timing
@@ -67,19 +72,14 @@ def main(argv=None) -> int:
                            stream_now=stream_now)
         results.append(res)
         d, q = res["methods"]["dense"], res["methods"]["sparq"]
-
-        def spread(values, fmt):
-            return f"({fmt(min(values))}-{fmt(max(values))})"
-        ms = lambda t: fmt_ms(t)
         dense_r = [r["median_s"] for r in d["rounds"]] if "rounds" in d else [d["timing"]["median_s"]]
         sparq_r = [r["median_s"] for r in q["rounds"]] if "rounds" in q else [q["timing"]["median_s"]]
         ratios = res.get("speedup_per_round", [res["speedup"]])
-        fracs = [d["ideal_bytes"] / t / bw for t, bw in zip(dense_r, d["stream_Bps_per_round"])]
         rows.append([f"{s // 1024}k", str(res["copies"]),
                      f"{statistics.median(streams) / 1e9:.1f} {spread(streams, lambda x: f'{x / 1e9:.0f}')}",
-                     f"{fmt_ms(d['timing']['median_s'])} {spread(dense_r, ms)}", f"{d['GBps_ideal']:.1f}",
-                     f"{100 * d['fraction_of_stream']:.0f}% {spread(fracs, lambda x: f'{100 * x:.0f}')}",
-                     f"{fmt_ms(q['timing']['median_s'])} {spread(sparq_r, ms)}", f"{q['GBps_ideal']:.1f}",
+                     f"{fmt_ms(d['timing']['median_s'])} {spread(dense_r, fmt_ms)}", f"{d['GBps_ideal']:.1f}",
+                     f"{100 * d['fraction_of_stream']:.0f}% {spread(d['fraction_of_stream_per_round'], lambda x: f'{100 * x:.0f}')}",
+                     f"{fmt_ms(q['timing']['median_s'])} {spread(sparq_r, fmt_ms)}", f"{q['GBps_ideal']:.1f}",
                      f"{res['speedup']:.2f}x {spread(ratios, lambda x: f'{x:.2f}')}", f"{res['ideal_speedup']:.2f}x"])
         print(f"# done S={s}", file=sys.stderr, flush=True)
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]

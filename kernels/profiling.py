@@ -148,6 +148,7 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
         if stream_now:
             fractions = [tr[method]["ideal_bytes"] / t[method].median_s / bw for t, bw in per_round]
             entry["stream_Bps_per_round"] = [bw for _, bw in per_round]
+            entry["fraction_of_stream_per_round"] = fractions
             entry["fraction_of_stream"] = statistics.median(fractions)
         elif stream_Bps:
             entry["fraction_of_stream"] = tr[method]["ideal_bytes"] / res.median_s / stream_Bps

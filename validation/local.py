@@ -165,11 +165,8 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except Exception:
         pass
-    try:
-        from sparq_sim.kernels.timing import steady_allocator
-        steady_allocator()
-    except ImportError:
-        pass
+    from sparq_sim.kernels.timing import steady_allocator
+    steady_allocator()
     ok, notes = _available(sorted({c[0] for c in cases}))
     cases = [c for c in cases if c[0] in ok]
     device_name = f"local: {cpu_model()} ({threads} threads)"
@@ -342,12 +339,8 @@ def _environment(threads, device) -> dict:
 
     import torch
 
+    from sparq_sim.kernels.timing import steady_allocator
     from sparq_sim.machine import cpu_model
-    try:
-        from sparq_sim.kernels.timing import steady_allocator
-        allocator = steady_allocator()
-    except ImportError:
-        allocator = "allocator defaults"
-    return {"cpu": cpu_model(), "threads": threads, "allocator": allocator, "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform(), "bandwidth_GBps": device.bandwidth_Bps.value / 1e9,
-            "bandwidth_source": device.bandwidth_Bps.source, "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {"cpu": cpu_model(), "threads": threads, "allocator": steady_allocator(),
+            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "bandwidth_GBps": device.bandwidth_Bps.value / 1e9, "bandwidth_source": device.bandwidth_Bps.source, "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -63,7 +63,8 @@ def traffic(case: Case, granularity: int) -> dict:
     return out
 
 
-def _inputs(case: Case, device: str, seed: int):
+def make_inputs(case: Case, device: str, seed: int):
+    """Fresh random (q, K, V, K_t or None, v_mean) of the case's shape, dtype and K storage."""
     import torch
     dt = getattr(torch, case.dtype)
     g = torch.Generator(device="cpu").manual_seed(seed)
@@ -113,7 +114,7 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
     seeds = iter(range(1000))
 
     def make():
-        return _inputs(case, device, next(seeds))
+        return make_inputs(case, device, next(seeds))
 
     result = {"case": case.__dict__.copy(), "device": device, "copies": n_copies,
               "bytes_per_copy": per_copy, "llc_bytes": llc, "granularity_bytes": gran, "methods": {}}

@@ -82,16 +82,11 @@ class _Inputs:
     """Copies of (q, K, V, K_t, v_mean) rotated between calls so the caches start cold."""
 
     def __init__(self, S: int, llc: int):
-        import torch
-        g = torch.Generator().manual_seed(S)
+        from sparq_sim.kernels.profiling import Case, make_inputs
+        case = Case(batch=BATCH, heads=HEADS, kv_heads=HEADS, seq=S, head_dim=HEAD_DIM, r=1, k=1, dtype=DTYPE)
         per = 3 * BATCH * HEADS * S * HEAD_DIM * 4
         self.n = max(1, min(16, math.ceil(2 * llc / per) + 1))
-        self.sets = []
-        for _ in range(self.n):
-            K = torch.randn(BATCH, HEADS, S, HEAD_DIM, generator=g)
-            V = torch.randn(BATCH, HEADS, S, HEAD_DIM, generator=g)
-            q = torch.randn(BATCH, HEADS, HEAD_DIM, generator=g)
-            self.sets.append((q, K, V, K.transpose(-1, -2).contiguous(), V.mean(dim=2)))
+        self.sets = [make_inputs(case, "cpu", S * 16 + i) for i in range(self.n)]
         self.i = 0
 
     def next(self):

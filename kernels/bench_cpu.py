@@ -46,6 +46,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    for name, least in (("rounds", 1), ("repeats", 1), ("warmup", 0)):
+        if getattr(args, name) < least:
+            print(f"bench_cpu: error: bad --{name} {getattr(args, name)}: must be at least {least}", file=sys.stderr)
+            return 2
 
     bps, info = timing.measure_stream_bandwidth(refresh=True)
     env = timing.environment()

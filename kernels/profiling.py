@@ -92,6 +92,8 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
     from sparq_sim.kernels import dense_attention, sparq_attention
     from sparq_sim.kernels._checks import DENSE_IMPLS, SPARQ_IMPLS
 
+    if rounds < 1:
+        raise UserError(f"rounds must be at least 1, got {rounds}")
     if case.dtype not in TORCH_DTYPES:
         raise UserError(f"profile runs kernels in {', '.join(TORCH_DTYPES)}, not {case.dtype}")
     device = "cuda" if case.impl == "triton" else "cpu"

@@ -31,7 +31,7 @@ def spread(values, fmt) -> str:
 def main(argv=None) -> int:
     from sparq_sim.units import parse_seq
     from sparq_sim.kernels import timing
-    from sparq_sim.kernels.profiling import Case, profile_case
+    from sparq_sim.kernels.profiling import Case, markdown_table, profile_case
 
     p = argparse.ArgumentParser(prog="python -m sparq_sim.kernels.bench_cpu", description=__doc__.split("\n")[0])
     p.add_argument("--seqs", default="4k,16k,32k,128k")
@@ -86,11 +86,7 @@ def main(argv=None) -> int:
                      f"{fmt_ms(q['timing']['median_s'])} {spread(sparq_r, fmt_ms)}", f"{q['GBps_ideal']:.1f}",
                      f"{res['speedup']:.2f}x {spread(ratios, lambda x: f'{x:.2f}')}", f"{res['ideal_speedup']:.2f}x"])
         print(f"# done S={s}", file=sys.stderr, flush=True)
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    print(markdown_table(rows, header))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"environment": env, "stream": {"Bps": bps, **info}, "results": results}, fh, indent=2)

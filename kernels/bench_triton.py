@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     import torch
 
     from sparq_sim.kernels import dense_attention, sparq_attention, timing
-    from sparq_sim.kernels.profiling import Case, traffic
+    from sparq_sim.kernels.profiling import Case, markdown_table, traffic
     from sparq_sim.units import parse_seq
 
     p = argparse.ArgumentParser(prog="python -m sparq_sim.kernels.bench_triton", description=__doc__.split("\n")[0])
@@ -88,11 +88,7 @@ def main(argv=None) -> int:
                              f"[{t['p10_s'] * 1e6:.1f}-{t['p90_s'] * 1e6:.1f}]",
                              f"{t['median_s'] * 1e6 / B:.2f}", f"{e['GBps']:.0f}", f"{base / t['median_s']:.2f}x"])
     header = ["B", "S", "kernel", "median us", "p10-p90 us", "us/query", "GB/s", "vs sdpa"]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    print(markdown_table(rows, header))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"environment": env, "results": results}, fh, indent=2)

@@ -165,3 +165,12 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
         result["ideal_speedup"] = d["ideal_bytes"] / s["ideal_bytes"]
     del inputs
     return result
+
+
+def markdown_table(rows: list[list[str]], header: list[str]) -> str:
+    """A Markdown table with padded columns, as the benchmark scripts print it."""
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join(lines)

@@ -48,3 +48,9 @@ def test_profile_table(cli, cached_stream):
 def test_profile_bad_input_exit_2(cli, cached_stream, extra):
     code, out, err = cli(*ARGS, *extra)
     assert code == 2 and "error" in err and err.count("\n") == 1
+
+
+def test_markdown_table_pads_columns():
+    from sparq_sim.kernels.profiling import markdown_table
+    assert markdown_table([["1", "abc"], ["22", "d"]], ["x", "y"]) == (
+        "| x  | y   |\n|----|-----|\n| 1  | abc |\n| 22 | d   |")

@@ -16,7 +16,6 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-PREFETCH_LOCALITY = 3  # llvm.prefetch locality: 3 = prefetcht0 (all levels); 1 (prefetcht2) measured no better here
 FASTMATH = {"nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc"}
 FASTMATH_NO_INF = {"nsz", "arcp", "contract", "afn", "reassoc"}  # -inf appears as "no value yet"
 
@@ -71,24 +70,32 @@ def _to_f32_overload(x):
     return None
 
 
-@intrinsic
-def prefetch(typingctx, arr, idx):
-    """Software prefetch of the element arr.flat[idx] into all cache levels (a hint, never faults)."""
-    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
-        return None
+def _prefetch_intrinsic(locality: int, doc: str):
+    """A numba intrinsic prefetch(arr, idx) of arr.flat[idx] with this llvm.prefetch locality."""
+    @intrinsic
+    def prefetch_at(typingctx, arr, idx):
+        if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+            return None
 
-    def codegen(context, builder, sig, args):
-        aryty = sig.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY),
-                          ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return types.void(arr, idx), codegen
+        def codegen(context, builder, sig, args):
+            aryty = sig.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = builder.gep(ary.data, [args[1]])
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, locality),
+                              ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+        return types.void(arr, idx), codegen
+    prefetch_at.__doc__ = doc
+    return prefetch_at
+
+
+# llvm.prefetch locality 3 is prefetcht0 (into L1 and below), 1 is prefetcht2 (into L2 on Zen 3).
+prefetch = _prefetch_intrinsic(3, "Software prefetch of arr.flat[idx] into L1 (a hint, never faults).")
+prefetch_l2 = _prefetch_intrinsic(1, "Software prefetch of arr.flat[idx] into L2 only (a hint, never faults).")
 
 
 # ---------------------------------------------------------------- exp
@@ -154,19 +161,11 @@ def kth_largest(vals, n, kk):
 
 
 @njit(cache=True, fastmath=FASTMATH_NO_INF)
-def select_top(score, n, kk, out, cand, cvals):
-    """Write the positions of the kk largest of score[:n] into out[:kk] in ascending order.
-
-    One pass over the scores with a threshold from a strided sample (a little below the
-    expected kk-th largest), collecting the few candidates; then an exact pick among them
-    (quickselect on a copy of the candidate values, ties resolved by position). Falls back to
-    all positions when the sample misjudges. cand (int32) and cvals (float32) need n entries.
-    Returns kk.
-    """
-    if kk <= 0:
-        return 0
+def select_threshold(score, n, kk, cvals):
+    """A threshold a little below the expected kk-th largest of score[:n], from a strided sample
+    (written into cvals[:SAMPLE]); -inf when the sample is not worth it (small n or large kk)."""
     thresh = -np.inf
-    if n >= EXACT_BELOW and kk * 8 <= n:
+    if kk > 0 and n >= EXACT_BELOW and kk * 8 <= n:
         stride = n // SAMPLE
         for t in range(SAMPLE):
             cvals[t] = score[t * stride + (stride >> 1)]
@@ -175,13 +174,27 @@ def select_top(score, n, kk, out, cand, cvals):
         rank = int(want * 1.3 + 3.0 * math.sqrt(want) + 4.0)
         if rank < SAMPLE:
             thresh = kth_largest(cvals, SAMPLE, rank)
-    nc = 0
-    if thresh > -np.inf:
-        x = score[:n]
-        for i in range(n):               # branchless compaction: always write, advance on a hit
-            cand[nc] = i
-            nc += x[i] >= thresh
-    if nc < kk:                          # sample misjudged (or no sample): every position is a candidate
+    return thresh
+
+
+@njit(inline="always", fastmath=FASTMATH_NO_INF)
+def collect_candidates(score, lo, hi, thresh, cand, nc):
+    """Append the positions in [lo, hi) with score >= thresh to cand[nc:]; returns the new count.
+    Branchless (always write, advance on a hit), and cheap to run in pieces between other work."""
+    for i in range(lo, hi):
+        cand[nc] = i
+        nc += score[i] >= thresh
+    return nc
+
+
+@njit(cache=True, fastmath=FASTMATH_NO_INF)
+def select_finish(score, n, kk, out, cand, cvals, nc, thresh):
+    """The exact pick: positions of the kk largest of score[:n] into out[:kk], ascending, from
+    the nc candidates collected at `thresh` (all positions when the sample misjudged or there
+    was none). Ties are resolved by position. Returns kk."""
+    if kk <= 0:
+        return 0
+    if thresh == -np.inf or nc < kk:
         for i in range(n):
             cand[i] = i
         nc = n
@@ -204,3 +217,4 @@ def select_top(score, n, kk, out, cand, cvals):
             m += 1
             n_eq -= 1
     return kk
+

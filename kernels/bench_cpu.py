@@ -1,7 +1,8 @@
 """CPU benchmark of the fast kernels: dense against SparQ at B=1, 32 heads, d_h=128, float32.
 
     flock /tmp/sparq-bench.lock python -m sparq_sim.kernels.bench_cpu [--seqs 4k,16k,32k,128k]
-        [--impl cpu] [--r 16] [--k-ratio 16] [--rounds 5] [--repeats 9] [--dtype float32] [--json FILE]
+        [--impl cpu] [--r 16] [--k-ratio 16] [--rounds 5] [--repeats 9] [--dtype float32]
+        [--pages base|huge] [--json FILE]
 
 k = S / k-ratio (16 gives k = 2048 at S = 32k: 1/8 of dense traffic with r = 16). Per S, ``rounds``
 rounds each time dense then SparQ (``repeats`` calls each, after warm-up) on the same inputs, with
@@ -44,6 +45,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=9, help="timed calls per method and round")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--pages", choices=("base", "huge"), default="base",
+                   help="K, V and K_t in base pages (default: plain allocations) or in transparent huge pages")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     for name, least in (("rounds", 1), ("repeats", 1), ("warmup", 0)):
@@ -59,14 +62,15 @@ def main(argv=None) -> int:
           f"p10-p90 {info.get('p10_Bps', bps) / 1e9:.1f}-{info.get('p90_Bps', bps) / 1e9:.1f} GB/s; {info['buffer_bytes'] >> 20} MiB, "
           f"measured {info['date']}{', cached' if info.get('cached') else ''})")
     print(f"# B=1, {args.heads} heads, d_h={args.head_dim}, {args.dtype}, impl {args.impl}, r={args.r}, "
-          f"k=S/{args.k_ratio}; {args.rounds} rounds of {args.repeats} calls per method; medians over rounds "
-          f"(min-max over rounds); GB/s = ideal bytes / median")
-    header = ["S", "copies", "stream GB/s", "dense ms", "dense GB/s", "% stream",
+          f"k=S/{args.k_ratio}; KV in {args.pages} pages; {args.rounds} rounds of {args.repeats} calls per method; "
+          f"medians over rounds (min-max over rounds); GB/s = ideal bytes / median; THP = the inputs' memory in "
+          f"transparent huge pages")
+    header = ["S", "copies", "THP GiB", "stream GB/s", "dense ms", "dense GB/s", "% stream",
               "sparq ms", "sparq GB/s", "speedup", "ideal"]
     rows, results = [], []
     for s in [parse_seq(x) for x in args.seqs.split(",")]:
         case = Case(batch=1, heads=args.heads, kv_heads=args.heads, seq=s, head_dim=args.head_dim, r=args.r,
-                    k=s // args.k_ratio, dtype=args.dtype, impl=args.impl)
+                    k=s // args.k_ratio, dtype=args.dtype, impl=args.impl, huge_pages=args.pages == "huge")
         streams = []
 
         def stream_now():
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
         dense_r = [r["median_s"] for r in d["rounds"]] if "rounds" in d else [d["timing"]["median_s"]]
         sparq_r = [r["median_s"] for r in q["rounds"]] if "rounds" in q else [q["timing"]["median_s"]]
         ratios = res.get("speedup_per_round", [res["speedup"]])
-        rows.append([f"{s // 1024}k", str(res["copies"]),
+        rows.append([f"{s // 1024}k", str(res["copies"]), f"{res.get('inputs_huge_page_bytes', 0) / 2 ** 30:.1f}",
                      f"{statistics.median(streams) / 1e9:.1f} {spread(streams, lambda x: f'{x / 1e9:.0f}')}",
                      f"{fmt_ms(d['timing']['median_s'])} {spread(dense_r, fmt_ms)}", f"{d['GBps_ideal']:.1f}",
                      f"{100 * d['fraction_of_stream']:.0f}% {spread(d['fraction_of_stream_per_round'], lambda x: f'{100 * x:.0f}')}",

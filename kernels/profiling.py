@@ -33,6 +33,7 @@ class Case:
     impl: str = "cpu"
     store_k: str = "twice"
     reallocate: bool = True
+    huge_pages: bool = False   # CPU: K, V and K_t in memory advised for transparent huge pages
 
 
 def workload_for(case: Case):
@@ -63,16 +64,56 @@ def traffic(case: Case, granularity: int) -> dict:
     return out
 
 
+def huge_page_empty(shape, dtype):
+    """An uninitialised CPU tensor in anonymous memory advised for transparent huge pages.
+
+    Why: SparQ's step 2 gathers rows scattered over the whole cache, and with 4 KiB pages nearly
+    every row misses the TLB (a two-level walk in a VM); on this project's machine huge pages
+    made the S = 32k SparQ kernel ~12% faster and dense ~6% (kernels/BENCHMARKS.md). Where the
+    platform has no MADV_HUGEPAGE the memory is plain anonymous memory.
+    """
+    import math
+    import mmap
+
+    import torch
+    n = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    buf = mmap.mmap(-1, max(n, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    return torch.frombuffer(buf, dtype=dtype, count=math.prod(shape)).view(shape)
+
+
+def huge_page_bytes() -> int:
+    """This process's anonymous memory in transparent huge pages (Linux; 0 where unknown)."""
+    try:
+        with open("/proc/self/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def make_inputs(case: Case, device: str, seed: int):
-    """Fresh random (q, K, V, K_t or None, v_mean) of the case's shape, dtype and K storage."""
+    """Fresh random (q, K, V, K_t or None, v_mean) of the case's shape, dtype and K storage
+    (K, V and K_t in huge pages when the case asks for them on the CPU)."""
     import torch
     dt = getattr(torch, case.dtype)
     g = torch.Generator(device="cpu").manual_seed(seed)
     shape = (case.batch, case.kv_heads, case.seq, case.head_dim)
+    huge = case.huge_pages and device == "cpu"
+
+    def kv(values):
+        if not huge:
+            return values.to(device, dt).contiguous()
+        out = huge_page_empty(tuple(values.shape), dt)
+        out.copy_(values)
+        return out
     q = torch.randn(case.batch, case.heads, case.head_dim, generator=g).to(device, dt)
-    K = torch.randn(shape, generator=g).to(device, dt)
-    V = torch.randn(shape, generator=g).to(device, dt)
-    K_t = K.transpose(-1, -2).contiguous() if case.store_k == "twice" else None
+    K = kv(torch.randn(shape, generator=g))
+    V = kv(torch.randn(shape, generator=g))
+    K_t = kv(K.transpose(-1, -2)) if case.store_k == "twice" else None
     v_mean = V.float().mean(dim=2)
     return q, K, V, K_t, v_mean
 
@@ -128,7 +169,10 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
         calls["sparq"] = (case.impl, lambda q, K, V, K_t, vm: sparq_attention(
             q, K, V, r=case.r, k=case.k, local_window=case.local_window, reallocate=case.reallocate,
             v_mean=vm, K_t=K_t, impl=case.impl))
+    huge_before = huge_page_bytes() if device == "cpu" else 0
     inputs = [make() for _ in range(n_copies)]   # shared by both methods
+    if device == "cpu":   # the inputs' memory in huge pages: shows whether --huge-pages took effect
+        result["inputs_huge_page_bytes"] = max(0, huge_page_bytes() - huge_before)
     per_round = []
     for _ in range(rounds):
         before = stream_now() if stream_now else None

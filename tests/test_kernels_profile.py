@@ -54,3 +54,23 @@ def test_markdown_table_pads_columns():
     from sparq_sim.kernels.profiling import markdown_table
     assert markdown_table([["1", "abc"], ["22", "d"]], ["x", "y"]) == (
         "| x  | y   |\n|----|-----|\n| 1  | abc |\n| 22 | d   |")
+
+
+def test_profile_huge_pages_records_the_layout(cli, cached_stream):
+    code, out, err = cli(*ARGS, "--huge-pages", "--format", "json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["case"]["huge_pages"] is True and res["inputs_huge_page_bytes"] >= 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_huge_page_inputs_equal_plain_ones(dtype):
+    """Huge-page inputs hold the same values, contiguous, as the plain allocation of the same seed."""
+    from sparq_sim.kernels.profiling import Case, make_inputs
+    case = Case(batch=1, heads=4, kv_heads=2, seq=300, head_dim=16, r=4, k=32, dtype=dtype)
+    plain = make_inputs(case, "cpu", 7)
+    huge = make_inputs(Case(**{**case.__dict__, "huge_pages": True}), "cpu", 7)
+    for a, b in zip(plain, huge):
+        assert a.shape == b.shape and a.dtype == b.dtype and b.is_contiguous() and a.is_contiguous()
+        assert bool((a == b).all())
+    assert huge[3].shape == (1, 2, 16, 300)

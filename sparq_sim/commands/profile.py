@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", default="15", help="timed calls (default 15)")
     parser.add_argument("--copies", default=None,
                         help="input copies to rotate through (default: enough to exceed 4x the LLC)")
+    parser.add_argument("--huge-pages", dest="huge_pages", action="store_true",
+                        help="CPU: keep K, V and K_t in transparent huge pages (fewer TLB misses in the gathers)")
     parser.add_argument("--refresh-stream", dest="refresh_stream", action="store_true",
                         help="re-measure the streaming-read bandwidth instead of using the cached figure")
     _args.add_format_argument(parser)
@@ -48,7 +50,7 @@ def _case(args):
     from sparq_sim.kernels.profiling import Case  # light: imports no torch
     case = Case(batch=w.batch, heads=m.heads, kv_heads=m.kv_heads, seq=w.seq, head_dim=m.head_dim, r=w.r, k=w.k,
                 local_window=w.local_window, dtype=dtype, impl=args.impl, store_k=w.store_k,
-                reallocate=w.reallocate)
+                reallocate=w.reallocate, huge_pages=args.huge_pages)
     warmup = int(args.warmup) if str(args.warmup).strip() == "0" else parse_positive_int(args.warmup, "--warmup")
     repeats = parse_positive_int(args.repeats, "--repeats")
     copies = None if args.copies is None else parse_positive_int(args.copies, "--copies")
@@ -93,6 +95,9 @@ def format_profile(res) -> str:
         f"{res['copies']} input copies of {format_bytes(res['bytes_per_copy'])} rotated "
         f"(LLC {format_bytes(res['llc_bytes'])}); {res['methods']['dense']['timing']['n']} timed calls each",
     ]
+    if "inputs_huge_page_bytes" in res:
+        lines.append(f"KV in {'huge' if c.get('huge_pages') else 'base'} pages; "
+                     f"{format_bytes(res['inputs_huge_page_bytes'])} of the inputs in transparent huge pages")
     if res["stream"].get("Bps"):
         s = res["stream"]
         lines.append(f"streaming read {format_bytes(s['Bps'])}/s (measured {s.get('date', '?')}"

@@ -52,6 +52,24 @@ def prefetch_row_l2(arr, start, d, line):
         prefetch_l2(arr, start + o)
 
 
+@njit(inline="always", cache=True)
+def prefetch_first_rows(arr, base, rows, k, d, line):
+    """Before a gather pass over rows[:k] of `arr` (flat row index base + rows[j]): its first rows."""
+    for j in range(min(L2_AHEAD, k)):
+        prefetch_row_l2(arr, (base + rows[j]) * d, d, line)
+    for j in range(min(L1_AHEAD, k)):
+        prefetch_row(arr, (base + rows[j]) * d, d, line)
+
+
+@njit(inline="always", cache=True)
+def prefetch_rows_ahead(arr, base, rows, j, k, d, line):
+    """While using row j of that pass: row j + L2_AHEAD into L2, row j + L1_AHEAD into L1."""
+    if j + L2_AHEAD < k:
+        prefetch_row_l2(arr, (base + rows[j + L2_AHEAD]) * d, d, line)
+    if j + L1_AHEAD < k:
+        prefetch_row(arr, (base + rows[j + L1_AHEAD]) * d, d, line)
+
+
 @njit(parallel=True, fastmath=FASTMATH_NO_INF, cache=True)
 def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_rank, ws_cand, ws_cvals, ws_i2, ws_sc, threads):
     """Workspaces (one slice per thread, reused between calls so nothing is page-faulted
@@ -182,15 +200,9 @@ def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_r
             if w > lo:
                 # ---- step 2 of the previous item; the current item's candidate pass rides along
                 base = (pb * Hkv + ph) * S
-                for j in range(min(L2_AHEAD, k)):
-                    prefetch_row_l2(K, (base + i2[j]) * d, d, line_k)
-                for j in range(min(L1_AHEAD, k)):
-                    prefetch_row(K, (base + i2[j]) * d, d, line_k)
+                prefetch_first_rows(K, base, i2, k, d, line_k)
                 for j in range(k):
-                    if j + L2_AHEAD < k:
-                        prefetch_row_l2(K, (base + i2[j + L2_AHEAD]) * d, d, line_k)
-                    if j + L1_AHEAD < k:
-                        prefetch_row(K, (base + i2[j + L1_AHEAD]) * d, d, line_k)
+                    prefetch_rows_ahead(K, base, i2, j, k, d, line_k)
                     krow = K[pb, ph, i2[j]]
                     for g in range(G):
                         qrow = pq[g]
@@ -214,15 +226,9 @@ def sparq_kernel(q, K, V, Kt, use_kt, vbar, r, k, l, reallocate, out, ws_x, ws_r
                         tt += p
                     lsum[g] = tt
                 acc[:] = 0.0
-                for j in range(min(L2_AHEAD, k)):
-                    prefetch_row_l2(V, (base + i2[j]) * d, d, line_v)
-                for j in range(min(L1_AHEAD, k)):
-                    prefetch_row(V, (base + i2[j]) * d, d, line_v)
+                prefetch_first_rows(V, base, i2, k, d, line_v)
                 for j in range(k):
-                    if j + L2_AHEAD < k:
-                        prefetch_row_l2(V, (base + i2[j + L2_AHEAD]) * d, d, line_v)
-                    if j + L1_AHEAD < k:
-                        prefetch_row(V, (base + i2[j + L1_AHEAD]) * d, d, line_v)
+                    prefetch_rows_ahead(V, base, i2, j, k, d, line_v)
                     vrow = V[pb, ph, i2[j]]
                     for g in range(G):
                         p = sc[g, j]

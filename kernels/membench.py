@@ -30,7 +30,7 @@ import time
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from sparq_sim.machine import cpu_model
+from sparq_sim.machine import cpu_model, huge_page_bytes, huge_page_mapping
 
 LINE = 64
 ROW_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -39,27 +39,16 @@ DEFAULT_BUFFER = 1 << 30
 
 def alloc_buffer(nbytes: int) -> tuple[np.ndarray, mmap.mmap]:
     """A float64 array on an anonymous mapping advised to use huge pages, touched once."""
-    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            m.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:
-            pass
+    m = huge_page_mapping(nbytes)
     arr = np.frombuffer(m, dtype=np.float64)
     arr[:] = 1.0
     return arr, m
 
 
 def huge_pages_kb() -> int:
-    """AnonHugePages of this process (kB), to report whether huge pages took effect."""
-    try:
-        with open("/proc/self/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("AnonHugePages:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
+    """AnonHugePages of this process (kB), to report whether huge pages took effect; -1 unknown."""
+    b = huge_page_bytes()
+    return b // 1024 if b >= 0 else -1
 
 
 @njit(parallel=True, fastmath=True, cache=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sparq_sim.errors import UserError
 from sparq_sim.kernels import timing
+from sparq_sim.machine import huge_page_bytes, huge_page_mapping
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -68,31 +69,15 @@ def huge_page_empty(shape, dtype):
     """An uninitialised CPU tensor in anonymous memory advised for transparent huge pages.
 
     Why: SparQ's step 2 gathers rows scattered over the whole cache, and with 4 KiB pages nearly
-    every row misses the TLB (a two-level walk in a VM); on this project's machine huge pages
-    made the S = 32k SparQ kernel ~12% faster and dense ~6% (kernels/BENCHMARKS.md). Where the
-    platform has no MADV_HUGEPAGE the memory is plain anonymous memory.
+    every row misses the TLB (a two-level walk in a VM); in one A/B on this project's machine huge
+    pages made the S = 32k SparQ kernel ~12% faster and dense ~6% (kernels/BENCHMARKS.md).
     """
     import math
-    import mmap
 
     import torch
-    n = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    buf = mmap.mmap(-1, max(n, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        buf.madvise(mmap.MADV_HUGEPAGE)
-    return torch.frombuffer(buf, dtype=dtype, count=math.prod(shape)).view(shape)
-
-
-def huge_page_bytes() -> int:
-    """This process's anonymous memory in transparent huge pages (Linux; 0 where unknown)."""
-    try:
-        with open("/proc/self/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("AnonHugePages:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    count = math.prod(shape)
+    buf = huge_page_mapping(count * torch.empty((), dtype=dtype).element_size())
+    return torch.frombuffer(buf, dtype=dtype, count=count).view(shape)
 
 
 def make_inputs(case: Case, device: str, seed: int):

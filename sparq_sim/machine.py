@@ -1,8 +1,10 @@
-"""This machine as the OS describes it: CPU model, last-level cache, cores, and the user cache
-folder where measured figures are kept. Standard library only (the prediction path imports it)."""
+"""This machine as the OS describes it: CPU model, last-level cache, cores, memory, the user
+cache folder where measured figures are kept, and memory in transparent huge pages. Standard library
+only (the prediction path imports it)."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import platform
 from pathlib import Path
@@ -48,3 +50,38 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "sparq-sim"
+
+
+def huge_page_mapping(nbytes: int) -> mmap.mmap:
+    """An anonymous private mapping of nbytes advised MADV_HUGEPAGE (transparent huge pages) where
+    the platform has it: measurements of scattered reads then see DRAM, not TLB misses."""
+    m = mmap.mmap(-1, max(1, nbytes), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            m.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:
+            pass
+    return m
+
+
+def _proc_kb_field(path: str, key: str) -> int | None:
+    """The value of a "Key:  N kB" line of a /proc file, in bytes; None where unreadable."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def huge_page_bytes() -> int:
+    """This process's anonymous memory in transparent huge pages (Linux); -1 where unknown."""
+    value = _proc_kb_field("/proc/self/smaps_rollup", "AnonHugePages")
+    return -1 if value is None else value
+
+
+def memory_bytes(default: int = 16 << 30) -> int:
+    """Physical memory (MemTotal, Linux); `default` where unknown."""
+    return _proc_kb_field("/proc/meminfo", "MemTotal") or default

@@ -23,7 +23,7 @@ import platform
 from pathlib import Path
 
 from sparq_sim.errors import UserError
-from sparq_sim.machine import cache_dir, llc_bytes
+from sparq_sim.machine import cache_dir, llc_bytes, memory_bytes
 
 FIT_SIZES = (64, 512, 2048)
 PREFETCH_GRID = (1, 2, 4, 8, 12, 16, 24, 32)
@@ -37,17 +37,6 @@ def local_profile_path() -> Path:
 
 def _fig(value, basis, source) -> dict:
     return {"value": value, "basis": basis, "source": source}
-
-
-def _mem_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 16 << 30
 
 
 def _cpu_mhz_and_flags() -> tuple[float, set]:
@@ -87,7 +76,7 @@ def base_profile(meas: dict, params: dict) -> dict:
             "bandwidth_Bps": _fig(stream, "measured", f"{tool}: stream read of a {meas['buffer_bytes'] >> 20} MiB "
                                   f"buffer, median of {meas['repeats']}; {where}"),
             "achievable_fraction": _fig(1.0, "measured", "bandwidth_Bps is already the measured sustained stream rate"),
-            "capacity_bytes": _fig(_mem_bytes(), "measured", f"MemTotal of /proc/meminfo, {date}"),
+            "capacity_bytes": _fig(memory_bytes(), "measured", f"MemTotal of /proc/meminfo, {date}"),
             "channels": _fig(8, "assumed", "assumed: the host's DDR4 channel count is not visible in a VM"),
             "access_granularity_bytes": _fig(64, "datasheet", "64-byte cache lines (x86-64)"),
         },

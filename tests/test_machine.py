@@ -1,0 +1,25 @@
+"""sparq_sim.machine: the /proc readers behind memory size and huge-page accounting."""
+
+from sparq_sim import machine
+
+
+def test_proc_kb_field_reads_the_key_in_bytes(tmp_path):
+    f = tmp_path / "meminfo"
+    f.write_text("MemTotal:       24683020 kB\nAnonHugePages:    2048 kB\n")
+    assert machine._proc_kb_field(str(f), "MemTotal") == 24683020 * 1024
+    assert machine._proc_kb_field(str(f), "AnonHugePages") == 2048 * 1024
+    assert machine._proc_kb_field(str(f), "Missing") is None
+    assert machine._proc_kb_field(str(tmp_path / "absent"), "MemTotal") is None
+
+
+def test_memory_bytes_falls_back_to_the_default(monkeypatch):
+    monkeypatch.setattr(machine, "_proc_kb_field", lambda path, key: None)
+    assert machine.memory_bytes(default=123) == 123
+    assert machine.huge_page_bytes() == -1
+
+
+def test_huge_page_mapping_has_the_size_asked():
+    m = machine.huge_page_mapping(3 * 4096 + 5)
+    assert len(m) == 3 * 4096 + 5
+    m[:4] = b"abcd"
+    assert m[:4] == b"abcd"

@@ -72,5 +72,5 @@ def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=No
     import numba
     ws = cpu_sparq.workspace(numba.config.NUMBA_NUM_THREADS, q.shape[1] // K.shape[1], K.shape[2], int(k))
     cpu_sparq.sparq_kernel(qa, Ka, Va, Kta, K_t is not None, vbar, int(r), int(k), int(local_window),
-                           bool(reallocate), out, *ws, threads())
+                           bool(reallocate), out, *ws)
     return torch.from_numpy(out).to(q.dtype)

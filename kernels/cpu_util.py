@@ -161,11 +161,19 @@ def kth_largest(vals, n, kk):
 
 
 @njit(cache=True, fastmath=FASTMATH_NO_INF)
-def select_threshold(score, n, kk, cvals):
-    """A threshold a little below the expected kk-th largest of score[:n], from a strided sample
-    (written into cvals[:SAMPLE]); -inf when the sample is not worth it (small n or large kk)."""
+def select_top(score, n, kk, out, cand, cvals):
+    """Write the positions of the kk largest of score[:n] into out[:kk] in ascending order.
+
+    One pass over the scores with a threshold from a strided sample (a little below the
+    expected kk-th largest), collecting the few candidates; then an exact pick among them
+    (quickselect on a copy of the candidate values, ties resolved by position). Falls back to
+    all positions when the sample misjudges. cand (int32) and cvals (float32) need n entries.
+    Returns kk.
+    """
+    if kk <= 0:
+        return 0
     thresh = -np.inf
-    if kk > 0 and n >= EXACT_BELOW and kk * 8 <= n:
+    if n >= EXACT_BELOW and kk * 8 <= n:
         stride = n // SAMPLE
         for t in range(SAMPLE):
             cvals[t] = score[t * stride + (stride >> 1)]
@@ -174,27 +182,13 @@ def select_threshold(score, n, kk, cvals):
         rank = int(want * 1.3 + 3.0 * math.sqrt(want) + 4.0)
         if rank < SAMPLE:
             thresh = kth_largest(cvals, SAMPLE, rank)
-    return thresh
-
-
-@njit(inline="always", fastmath=FASTMATH_NO_INF)
-def collect_candidates(score, lo, hi, thresh, cand, nc):
-    """Append the positions in [lo, hi) with score >= thresh to cand[nc:]; returns the new count.
-    Branchless (always write, advance on a hit), and cheap to run in pieces between other work."""
-    for i in range(lo, hi):
-        cand[nc] = i
-        nc += score[i] >= thresh
-    return nc
-
-
-@njit(cache=True, fastmath=FASTMATH_NO_INF)
-def select_finish(score, n, kk, out, cand, cvals, nc, thresh):
-    """The exact pick: positions of the kk largest of score[:n] into out[:kk], ascending, from
-    the nc candidates collected at `thresh` (all positions when the sample misjudged or there
-    was none). Ties are resolved by position. Returns kk."""
-    if kk <= 0:
-        return 0
-    if thresh == -np.inf or nc < kk:
+    nc = 0
+    if thresh > -np.inf:
+        x = score[:n]
+        for i in range(n):               # branchless compaction: always write, advance on a hit
+            cand[nc] = i
+            nc += x[i] >= thresh
+    if nc < kk:                          # sample misjudged (or no sample): every position is a candidate
         for i in range(n):
             cand[i] = i
         nc = n
@@ -217,4 +211,3 @@ def select_finish(score, n, kk, out, cand, cvals, nc, thresh):
             m += 1
             n_eq -= 1
     return kk
-

@@ -9,7 +9,8 @@ Per item:
    never written. Without K_t it reads the r scattered components of each position-major K row.
 2. Selection on the raw approximate scores (G = 1: softmax is monotone in them; G > 1: the
    group's summed s_hat, one more vectorised pass): a threshold from a strided sample, one
-   pass collecting the few candidates, an exact pick among them; positions come out sorted.
+   pass collecting the few candidates, an exact pick among them by bucket counts (branch-free,
+   cpu_util.kth_largest_binned); positions come out sorted.
    The local window is appended. alpha_g = sum_sel exp(x - M_g) / Z_g (k exps).
 3. Step 2 gathers whole K rows (dot products, d_h innermost), a softmax over the k exact
    scores, then whole V rows accumulated the same way, and mixes in the value mean by alpha

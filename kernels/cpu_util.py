@@ -4,6 +4,10 @@ software prefetch, and the fused top-k selection (sample threshold, then exact p
 16-bit storage is passed to numba as integer views, so the storage format is a compile-time
 type: uint16 = IEEE float16 bits, int16 = bfloat16 bits, float32 as itself. ``to_f32`` loads
 any of them as float32 (float16 becomes one vcvtph2ps with F16C, bfloat16 a shift).
+
+numba caches each kernel under its own file's stamp, and a cached kernel embeds the functions
+of this module it calls: after editing this file, touch cpu_sparq.py and cpu_dense.py, or the
+old code keeps running from the cache (a fresh install recompiles everything).
 """
 
 from __future__ import annotations

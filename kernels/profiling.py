@@ -68,9 +68,10 @@ def traffic(case: Case, granularity: int) -> dict:
 def huge_page_empty(shape, dtype):
     """An uninitialised CPU tensor in anonymous memory advised for transparent huge pages.
 
-    Why: SparQ's step 2 gathers rows scattered over the whole cache, and with 4 KiB pages nearly
-    every row misses the TLB (a two-level walk in a VM); in one A/B on this project's machine huge
-    pages made the S = 32k SparQ kernel ~12% faster and dense ~6% (kernels/BENCHMARKS.md).
+    Why offer it: SparQ's step 2 gathers rows scattered over the whole cache, and with 4 KiB pages
+    nearly every row misses the TLB (a two-level walk in a VM). On this project's machine two A/Bs
+    at S = 32k gave SparQ 12% and 3% faster, dense 6% and 0.5%: inside its drift, so it is an
+    option, not the default (kernels/BENCHMARKS.md).
     """
     import math
 

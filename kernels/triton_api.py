@@ -44,7 +44,7 @@ def dense_attention(q, K, V):
     G = Hq // Hkv
     q32 = q.contiguous().float()
     out = torch.empty((B, Hq, d), dtype=torch.float32, device=q.device)
-    dense_kernel[(B * Hkv,)](q32, K.contiguous(), V.contiguous(), out, S, Hkv, 1.0 / math.sqrt(d),
+    dense_kernel[(B * Hkv,)](q32, K.contiguous(), V.contiguous(), out, S, 1.0 / math.sqrt(d),
                              G=G, G_PAD=_pow2(G), D=d, D_PAD=_pow2(d), BLOCK_S=BLOCK_DENSE)
     return out.to(q.dtype)
 
@@ -77,14 +77,14 @@ def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=No
                                             BLOCK_S=BLOCK_S1)
     idx = torch.empty((B, Hkv, k), dtype=torch.int32, device=dev)
     alpha = torch.empty((B, Hq), dtype=torch.float32, device=dev)
-    sparq_select_kernel[(B * Hkv,)](x, m_blk, z_blk, idx, alpha, S, k, local_window, Hkv, n_blocks,
+    sparq_select_kernel[(B * Hkv,)](x, m_blk, z_blk, idx, alpha, S, k, local_window, n_blocks,
                                     G=G, G_PAD=G_PAD, NB_PAD=_pow2(n_blocks), BLOCK=BLOCK_SEL)
     if reallocate:
         vbar = (V.float().mean(dim=2) if v_mean is None else v_mean.float()).contiguous()
     else:
         vbar = alpha  # unused placeholder
     out = torch.empty((B, Hq, d), dtype=torch.float32, device=dev)
-    sparq_step2_kernel[(B * Hkv,)](q32, K, V, idx, alpha, vbar, out, S, k, Hkv, 1.0 / math.sqrt(d),
+    sparq_step2_kernel[(B * Hkv,)](q32, K, V, idx, alpha, vbar, out, S, k, 1.0 / math.sqrt(d),
                                    G=G, G_PAD=G_PAD, D=d, D_PAD=D_PAD, BLOCK_K=BLOCK_K,
                                    REALLOCATE=bool(reallocate))
     return out.to(q.dtype)

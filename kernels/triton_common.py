@@ -6,10 +6,9 @@ import triton.language as tl
 
 
 @triton.jit
-def load_group_queries(q_ptr, pid, HKV, scale,
+def load_group_queries(q_ptr, row0, scale,
                        G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, D_PAD: tl.constexpr):
-    """The G query rows of program `pid`'s (batch, KV head) group, times `scale`: (G_PAD, D_PAD) fp32."""
-    row0 = (pid // HKV) * HKV * G + (pid % HKV) * G
+    """The G query rows from row `row0` (a group's first query head), times `scale`: (G_PAD, D_PAD) fp32."""
     offs_g = tl.arange(0, G_PAD)
     offs_d = tl.arange(0, D_PAD)
     mask = (offs_g < G)[:, None] & (offs_d < D)[None, :]

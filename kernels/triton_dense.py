@@ -11,16 +11,16 @@ from sparq_sim.kernels.triton_common import attend_block, load_group_queries
 
 
 @triton.jit
-def dense_kernel(q_ptr, k_ptr, v_ptr, out_ptr, S, HKV, scale,
+def dense_kernel(q_ptr, k_ptr, v_ptr, out_ptr, S, scale,
                  G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, D_PAD: tl.constexpr,
                  BLOCK_S: tl.constexpr):
     pid = tl.program_id(0)
-    row0 = (pid // HKV) * HKV * G + (pid % HKV) * G
+    row0 = pid * G                     # program pid = b * Hkv + h: its group's first query head
     offs_g = tl.arange(0, G_PAD)
     offs_d = tl.arange(0, D_PAD)
     g_ok = offs_g < G
     d_ok = offs_d < D
-    qg = load_group_queries(q_ptr, pid, HKV, scale, G, G_PAD, D, D_PAD)
+    qg = load_group_queries(q_ptr, row0, scale, G, G_PAD, D, D_PAD)
     kv_base = pid.to(tl.int64) * S * D
     m = tl.full((G_PAD,), float("-inf"), tl.float32)
     lsum = tl.zeros((G_PAD,), tl.float32)

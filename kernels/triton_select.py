@@ -30,12 +30,10 @@ def _rank_keys(x_ptr, row0, offs_g, g_ok, M, invZ, offs, valid, S, G: tl.constex
 
 @triton.jit
 def sparq_select_kernel(x_ptr, m_ptr, z_ptr, idx_ptr, alpha_ptr,
-                        S, k, l, HKV, n_blocks,
+                        S, k, l, n_blocks,
                         G: tl.constexpr, G_PAD: tl.constexpr, NB_PAD: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
-    b = pid // HKV
-    h = pid % HKV
-    row0 = b * HKV * G + h * G                          # first query head of the group
+    row0 = pid * G                                      # first query head of the group (pid = b * Hkv + h)
     offs_g = tl.arange(0, G_PAD)
     g_ok = offs_g < G
     offs_nb = tl.arange(0, NB_PAD)

@@ -1,6 +1,4 @@
-"""`sparq-sim plan`: KV memory, the largest batch that fits, tokens/s, and the best batch and compression.
-
-"""
+"""`sparq-sim plan`: KV memory, the largest batch that fits, tokens/s, and the best batch and compression."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ fraction of the streaming bandwidth, and the SparQ speedup against the ideal one
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -30,11 +29,14 @@ def spread(values, fmt) -> str:
 
 
 def main(argv=None) -> int:
-    from sparq_sim.units import parse_seq
+    from sparq_sim.cli import OneLineParser
+    from sparq_sim.errors import UserError
     from sparq_sim.kernels import timing
     from sparq_sim.kernels.profiling import Case, markdown_table, profile_case
+    from sparq_sim.units import parse_seq
 
-    p = argparse.ArgumentParser(prog="python -m sparq_sim.kernels.bench_cpu", description=__doc__.split("\n")[0])
+    prog = "python -m sparq_sim.kernels.bench_cpu"
+    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--seqs", default="4k,16k,32k,128k")
     p.add_argument("--impl", default="cpu")
     p.add_argument("--heads", type=int, default=32)
@@ -51,8 +53,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     for name, least in (("rounds", 1), ("repeats", 1), ("warmup", 0)):
         if getattr(args, name) < least:
-            print(f"bench_cpu: error: bad --{name} {getattr(args, name)}: must be at least {least}", file=sys.stderr)
+            print(f"{prog}: error: bad --{name} {getattr(args, name)}: must be at least {least}", file=sys.stderr)
             return 2
+    try:
+        seqs = [parse_seq(x) for x in args.seqs.split(",")]
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
     bps, info = timing.measure_stream_bandwidth(refresh=True)
     env = timing.environment()
@@ -68,7 +75,7 @@ def main(argv=None) -> int:
     header = ["S", "copies", "THP GiB", "stream GB/s", "dense ms", "dense GB/s", "% stream",
               "sparq ms", "sparq GB/s", "speedup", "ideal"]
     rows, results = [], []
-    for s in [parse_seq(x) for x in args.seqs.split(",")]:
+    for s in seqs:
         case = Case(batch=1, heads=args.heads, kv_heads=args.heads, seq=s, head_dim=args.head_dim, r=args.r,
                     k=s // args.k_ratio, dtype=args.dtype, impl=args.impl, huge_pages=args.pages == "huge")
         streams = []

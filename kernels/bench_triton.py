@@ -14,7 +14,6 @@ Not run in the CPU-only session that wrote it: the numbers are for a later GPU s
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -26,7 +25,12 @@ def main(argv=None) -> int:
     from sparq_sim.kernels.profiling import Case, markdown_table, traffic
     from sparq_sim.units import parse_seq
 
-    p = argparse.ArgumentParser(prog="python -m sparq_sim.kernels.bench_triton", description=__doc__.split("\n")[0])
+    from sparq_sim.cli import OneLineParser
+    from sparq_sim.errors import UserError
+    from sparq_sim.units import parse_positive_int
+
+    prog = "python -m sparq_sim.kernels.bench_triton"
+    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--seqs", default="4k,32k")
     p.add_argument("--r", type=int, default=32)
@@ -38,6 +42,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    try:
+        batches = [parse_positive_int(b, "--batches") for b in args.batches.split(",")]
+        seqs = [parse_seq(x) for x in args.seqs.split(",")]
+    except UserError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     if not torch.cuda.is_available():
         print("bench_triton needs a CUDA GPU (none found)", file=sys.stderr)
         return 2
@@ -47,8 +57,8 @@ def main(argv=None) -> int:
     print(f"# {args.heads} heads, d_h={args.head_dim}, {args.dtype}, r={args.r}, k={args.k}; "
           "times per call: median [p10-p90]; GB/s = ideal bytes / median")
     rows, results = [], []
-    for B in [int(b) for b in args.batches.split(",")]:
-        for S in [parse_seq(s) for s in args.seqs.split(",")]:
+    for B in batches:
+        for S in seqs:
             case = Case(batch=B, heads=args.heads, kv_heads=args.heads, seq=S, head_dim=args.head_dim,
                         r=args.r, k=args.k, dtype=args.dtype, impl="triton")
             tr = traffic(case, 32)

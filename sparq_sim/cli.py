@@ -17,7 +17,7 @@ from sparq_sim.errors import UserError
 PROG = "sparq-sim"
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (exit 2) instead of usage plus error."""
 
     def error(self, message):
@@ -37,9 +37,9 @@ def _command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Predict, simulate and measure SparQ Attention decoding speed.")
+    parser = OneLineParser(prog=PROG, description="Predict, simulate and measure SparQ Attention decoding speed.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for module in _command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)

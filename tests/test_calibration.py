@@ -72,10 +72,8 @@ def test_a10g_calibration_reproduces_file_quickly():
     """The stored constants predict the published file with a small median error (not a timing test)."""
     from sparq_sim.validation.core import validate
     from sparq_sim.validation.measurements import read_measurements
-    rows = read_measurements(store.HERE.parents[1] / ".." / "shared" / "reference" / "sparq-microbench-a10g.csv") \
-        if (store.HERE.parents[2] / "shared" / "reference" / "sparq-microbench-a10g.csv").is_file() else None
-    if rows is None:
-        pytest.skip("shared/reference not present")
+    from sparq_sim.validation import published
+    rows = read_measurements(published("a10g"))
     report = validate(rows)
     assert report.to_dict()["overall"]["median_abs_pct_error"] < 6
 

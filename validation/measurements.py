@@ -1,4 +1,4 @@
-"""Reading measurement files in the schema of shared/reference/README.md.
+"""Reading measurement files in the schema of validation/data/README.md.
 
 Each row becomes a ``Measurement``: the device (a hardware file, plus the thread count for CPU
 rows), the kernel label (a phase model in ``sparq_sim.implementations.published_common``) and a
@@ -189,7 +189,7 @@ def read_measurements(path: str | Path, *, skip_unusable: bool = True) -> list[M
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise UserError(f"measurement file {path}: missing column(s) {', '.join(missing)} "
-                        f"(see shared/reference/README.md for the schema)")
+                        f"(see validation/data/README.md for the schema)")
     rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
     if not rows:
         raise UserError(f"measurement file {path} has a header but no rows")

@@ -19,7 +19,7 @@ ORDER = 60
 def add_arguments(parser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--measurements", metavar="FILE.csv",
-                     help="measurements in the schema of shared/reference/README.md")
+                     help="measurements in the schema of validation/data/README.md")
     src.add_argument("--local", action="store_true",
                      help="run the project's kernels on this machine and validate against them")
     parser.add_argument("--fit", action="store_true",

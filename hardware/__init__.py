@@ -1,5 +1,9 @@
 """The hardware library: one TOML file per device, each number with its source, and its loader.
 
+The structural cost model takes a device's own physics from here (compute units and clock,
+DRAM latency, last-level cache size and bandwidth, launch, CUDA-graph replay and host dispatch
+costs), never from another device's measurements.
+
 Every number is an inline table ``{ value = ..., basis = "...", source = "..." }`` where basis
 says how it is known: datasheet, measured, derived (computed from other documented figures),
 fitted (from measurements, by sparq-sim's calibration) or assumed (a typical figure, to be
@@ -33,6 +37,15 @@ REQUIRED_FIGURES = {
     "llc_bytes": (("cache", "llc_bytes"), 0, None),
     "compute_units": (("compute", "units"), 0, None),
     "launch_s": (("overheads", "launch_s"), -1e-300, None),
+    # physics the structural cost model derives device behaviour from (sparq_sim.calibration.model)
+    "clock_hz": (("compute", "clock_hz"), 1e8, 1e10),
+    "llc_bandwidth_Bps": (("cache", "bandwidth_Bps"), 1e9, 1e15),
+    "dram_latency_s": (("dram", "idle_latency_s"), 1e-9, 1e-5),
+    "host_op_s": (("host", "op_dispatch_s"), 1e-8, 1e-3),
+}
+# only GPUs replay CUDA graphs
+GPU_FIGURES = {
+    "graph_kernel_s": (("overheads", "graph_kernel_s"), 1e-8, 1e-4),
 }
 
 
@@ -65,6 +78,11 @@ class Device:
     llc_bytes: Figure
     compute_units: Figure
     launch_s: Figure
+    clock_hz: Figure
+    llc_bandwidth_Bps: Figure
+    dram_latency_s: Figure
+    host_op_s: Figure
+    graph_kernel_s: Figure | None = None
     peak_flops: dict = field(default_factory=dict)
     path: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
@@ -90,6 +108,7 @@ class Device:
     def figures(self) -> dict:
         """Every number with its source, keyed by its name in reports."""
         out = {name: getattr(self, name) for name in REQUIRED_FIGURES}
+        out.update({name: getattr(self, name) for name in GPU_FIGURES if getattr(self, name) is not None})
         out.update({f"peak_flops.{k}": v for k, v in self.peak_flops.items()})
         return out
 
@@ -152,6 +171,9 @@ def parse_device(data: dict, path: str) -> Device:
         raise UserError(f"hardware file {path}: field memory.technology must be a string")
     figures = {attr: _figure(_lookup(data, keys, path), ".".join(keys), path, low, high)
                for attr, (keys, low, high) in REQUIRED_FIGURES.items()}
+    if kind == "gpu":
+        figures.update({attr: _figure(_lookup(data, keys, path), ".".join(keys), path, low, high)
+                        for attr, (keys, low, high) in GPU_FIGURES.items()})
     peaks_table = _lookup(data, ("compute", "peak_flops"), path)
     if not isinstance(peaks_table, dict):
         raise UserError(f"hardware file {path}: field compute.peak_flops must be a table")

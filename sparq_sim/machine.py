@@ -85,3 +85,18 @@ def huge_page_bytes() -> int:
 def memory_bytes(default: int = 16 << 30) -> int:
     """Physical memory (MemTotal, Linux); `default` where unknown."""
     return _proc_kb_field("/proc/meminfo", "MemTotal") or default
+
+
+def cpu_mhz_and_flags(default_mhz: float = 2000.0) -> tuple[float, set]:
+    """The first core's clock (MHz) and instruction-set flags, from /proc/cpuinfo."""
+    mhz, flags = 0.0, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz") and not mhz:
+                    mhz = float(line.split(":")[1])
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":")[1].split())
+    except OSError:
+        pass
+    return mhz or default_mhz, flags

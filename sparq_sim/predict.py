@@ -63,6 +63,8 @@ class Prediction:
     timing: str
     dense: MethodPrediction
     sparq: MethodPrediction
+    bound: "Prediction | None" = None   # the ideal implementation's roofline: the speed of light
+    error: dict | None = None           # validated error band of this estimate (None: not validated)
 
     @property
     def speedup(self) -> dict:
@@ -71,6 +73,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         d = self.device
+        bound = self.bound or self
         return {
             "hardware": {"name": d.name, "description": d.description, "kind": d.kind,
                          "bandwidth_Bps": d.bandwidth_Bps.value,
@@ -82,6 +85,10 @@ class Prediction:
             "dense": self.dense.to_dict(),
             "sparq": self.sparq.to_dict(),
             "speedup": self.speedup,
+            "bound": {"dense": bound.dense.to_dict(), "sparq": bound.sparq.to_dict(), "speedup": bound.speedup},
+            "error": self.error or {"median_abs_pct": None, "p90_abs_pct": None,
+                                    "source": "not validated: only calibrated published-kernel estimates have a "
+                                              "measured cross-device error (--impl published-*, --timing calibrated)"},
         }
 
 
@@ -103,5 +110,19 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     """
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
     timer = timer or get_timer(timing, device)
-    return Prediction(device, w, impl.name, timer.name,
-                      *(predict_method(w, m, impl, timer) for m in METHODS))
+    estimate = [predict_method(w, m, impl, timer) for m in METHODS]
+    if impl.name == "ideal" and timer.name == "roofline":
+        bound = None
+    else:
+        ideal, roofline = get_implementation("ideal"), get_timer("roofline", device)
+        bound = Prediction(device, w, "ideal", "roofline", *(predict_method(w, m, ideal, roofline) for m in METHODS))
+    return Prediction(device, w, impl.name, timer.name, *estimate, bound=bound, error=_error_band(impl, timer, w))
+
+
+def _error_band(impl, timer, w: Workload) -> dict | None:
+    """The measured cross-device error of calibrated estimates of published kernels."""
+    labels = getattr(impl, "kernel_labels", None)
+    if timer.name != "calibrated" or labels is None:
+        return None
+    from sparq_sim.calibration import accuracy
+    return accuracy.band(labels(w))

@@ -26,6 +26,7 @@ class Report:
     sources: dict = field(default_factory=dict)   # hardware -> where its constants came from
     fits: dict = field(default_factory=dict)      # hardware -> fit report (when fitted)
     label: str = ""
+    fitted_on: str = ""                           # --fit-on: the measurements the constants were fitted on
 
     @property
     def speedup_errors(self) -> np.ndarray:
@@ -48,6 +49,8 @@ class Report:
         }
         if self.fits:
             out["fits"] = self.fits
+        if self.fitted_on:
+            out["fitted_on"] = self.fitted_on
         return out
 
     def row_dict(self, i: int) -> dict:
@@ -80,9 +83,10 @@ def speedups(rows, times) -> np.ndarray:
     return np.array([best[m.group] / t if m.group in best else math.nan for m, t in zip(rows, times)])
 
 
-def validate(rows, *, fit: bool = False, train=None, calibration=None, label: str = "") -> Report:
-    """Predict every row; with ``fit``, constants are fitted per device on ``train`` rows (default: all
-    rows) instead of read from the calibration data."""
+def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=None, label: str = "") -> Report:
+    """Predict every row. Constants come from the calibration data by default; with ``fit`` they
+    are fitted per device on ``train`` rows (default: all rows); with ``fit_on`` (rows of other
+    devices) they are fitted once on those rows and predict every row with its own device's physics."""
     from sparq_sim.calibration import fit as fitting
     from sparq_sim.calibration import store
 
@@ -93,21 +97,35 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, label: st
     by_hw: dict = {}
     for i, m in enumerate(rows):
         by_hw.setdefault(m.hardware, []).append(i)
+    devices = {hw: device_for(hw) for hw in by_hw}
+    shared = None
+    if fit_on is not None:
+        source_devices = {m.hardware: device_for(m.hardware) for m in fit_on}
+        kinds = {d.kind for d in source_devices.values()} | {d.kind for d in devices.values()}
+        if len(kinds) > 1:
+            raise UserError("--fit-on: the fitted and the validated measurements are of different device kinds "
+                            f"({', '.join(sorted(kinds))}): constants do not transfer between GPUs and CPUs")
+        params, rep = fitting.fit(fit_on, source_devices)
+        shared = params
+        fits["fitted_on"] = rep
+        fitted_names = ", ".join(sorted(source_devices))
     for hw, idx in by_hw.items():
-        device = device_for(hw)
+        device = devices[hw]
         subset = [rows[i] for i in idx]
-        if fit:
+        if shared is not None:
+            params = shared
+            sources[hw] = f"fitted on {fitted_names} ({len(fit_on)} rows), predicted with {hw}'s own physics"
+        elif fit:
             train_rows = [m for m in (train if train is not None else subset) if m.hardware == hw]
             if not train_rows:
                 raise UserError(f"no training rows for device {hw}")
-            spec = fitting.CPU_SPEC if device.kind == "cpu" else fitting.GPU_SPEC
-            params, rep = fitting.fit(train_rows, device, spec=spec)
+            params, rep = fitting.fit(train_rows, device)
             fits[hw] = rep
             sources[hw] = f"fitted on {len(train_rows)} rows of the validated file"
         else:
             params, sources[hw] = store.constants_for(device, calibration)
-            missing = sorted({m.kernel for m in subset if f"host_s.{m.kernel}" not in params})
-            if missing and "host_op_s" not in params:
+            missing = sorted({m.kernel for m in subset if f"host_ops.{m.kernel}" not in params})
+            if missing and "host_ops_per_launch" not in params:
                 raise UserError(f"no fitted constants for kernel(s) {', '.join(missing)} on {hw}")
         predicted[idx] = fitting.predict_times(subset, device, params)
     measured = np.array([m.duration_s for m in rows])

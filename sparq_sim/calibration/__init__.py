@@ -12,41 +12,33 @@ calibrated timer (``--timing calibrated``). See docs/validation.md.
 from __future__ import annotations
 
 
-def calibrate(rows, device, path, *, command: str, fitted_on: str, family: str, threads_default=None,
+def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str, threads_default=None,
               meta: dict | None = None) -> tuple[dict, dict]:
-    """Fit constants on measurement rows and write them, with their provenance (and `meta`, extra
-    [meta] entries such as the CPU model), to `path`."""
+    """Fit constants on measurement rows (of one device, or of several: ``devices`` maps hardware
+    name -> Device) and write them, with their provenance (and `meta`, extra [meta] entries such as
+    the CPU model), to `path`."""
     from sparq_sim.calibration import fit as fitting
     from sparq_sim.calibration import store
-    from sparq_sim.calibration.model import features
-    from sparq_sim.implementations.published_common import kernel_phases
     from sparq_sim.validation.io import atomic_write_text
 
-    spec = fitting.CPU_SPEC if device.kind == "cpu" else fitting.GPU_SPEC
-    params, report = fitting.fit(rows, device, spec=spec, threads_default=threads_default)
+    params, report = fitting.fit(rows, devices, threads_default=threads_default)
+    if not isinstance(devices, dict):
+        devices = {m.hardware: devices for m in rows}
+    device = next(iter(devices.values()))
     source = f"fitted on {fitted_on} ({len(rows)} rows) by `{command}` on {store.today()}"
     sources = {k: ("fitted", source) for k in params}
-    if device.kind == "cpu":
-        sources["overlap_p"] = ("derived", "fixed at 1 on CPUs: the host is the device, host and work times add")
-        if "per_thread_bw" in params:
-            sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
-                                                   + device.bandwidth_Bps.source)
-    # Host cost per launch, for implementation models without a fitted kernel of their own:
-    # the median over fitted kernels of host time per launch.
-    per_launch = []
-    for kern in sorted({m.kernel for m in rows}):
-        m = next(r for r in rows if r.kernel == kern)
-        n = sum(p.launches for p in kernel_phases(kern, m.workload()))
-        if f"host_s.{kern}" in params and n:
-            per_launch.append(params[f"host_s.{kern}"] / n)
-    if per_launch:
-        import statistics
-        params["host_op_s"] = statistics.median(per_launch)
-        sources["host_op_s"] = ("derived", f"median over fitted kernels of host_s / launches; {source}")
-    meta = {**(meta or {}), "fitted_on": fitted_on, "rows": len(rows), "command": command, "date": store.today(),
-            "rms_log_error": report["rms_log_error"], "median_abs_pct_error_in_sample": report["median_abs_pct_error"],
+    sources.update(report["fixed_sources"])
+    if "per_thread_bw" in params:
+        sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
+                                               + device.bandwidth_Bps.source)
+    if "host_ops_per_launch" in params:
+        sources["host_ops_per_launch"] = ("derived", f"median over fitted kernels of host_ops / launches; {source}")
+    meta = {**(meta or {}), "fitted_on": fitted_on, "devices": ", ".join(sorted(devices)), "rows": len(rows),
+            "command": command, "date": store.today(), "rms_log_error": report["rms_log_error"],
+            "median_abs_pct_error_in_sample": report["median_abs_pct_error"],
             "at_bounds": ", ".join(report["at_bounds"])}
-    text = store.dumps(device.name, "nvidia-gpu" if device.kind == "gpu" else family, params, sources, meta,
+    name = device.name if len(devices) == 1 else " + ".join(sorted(devices))
+    text = store.dumps(name, "nvidia-gpu" if device.kind == "gpu" else family, device.kind, params, sources, meta,
                        device.bandwidth_Bps.value)
     atomic_write_text(path, text)
     return params, report

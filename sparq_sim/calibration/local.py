@@ -17,7 +17,7 @@ import time
 from functools import lru_cache
 
 from sparq_sim.errors import UserError
-from sparq_sim.machine import cores, cpu_model, llc_bytes
+from sparq_sim.machine import cores, cpu_mhz_and_flags, cpu_model, llc_bytes
 
 
 def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:
@@ -72,6 +72,7 @@ def local_device(bandwidth_Bps: float | None = None, source: str = ""):
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         mem = 16 * 1024 ** 3
+    mhz, _ = cpu_mhz_and_flags()
     peak = n * 2.45e9 * 32
     return Device(
         name="local", description=f"this machine: {cpu_model()}, {n} cores", kind="cpu", aliases=(),
@@ -84,6 +85,10 @@ def local_device(bandwidth_Bps: float | None = None, source: str = ""):
         llc_bytes=Figure(float(llc_bytes()), "measured", "/sys/devices/system/cpu/cpu0/cache"),
         compute_units=Figure(float(n), "measured", "os.sched_getaffinity"),
         launch_s=Figure(5e-6, "assumed", "assumed parallel-region start cost; the calibration fits its own"),
+        clock_hz=Figure(mhz * 1e6, "measured", "cpu MHz of /proc/cpuinfo"),
+        llc_bandwidth_Bps=Figure(n * 32 * mhz * 1e6, "assumed", "assumed: cores x 32 B/clk of L3 read per core"),
+        dram_latency_s=Figure(120e-9, "assumed", "assumed: DDR4 idle latency of a server CPU; `sparq-sim measure` measures it"),
+        host_op_s=Figure(10e-6, "assumed", "assumed: about 10 us per framework op, the shipped hardware files' figure"),
         peak_flops={"float32": Figure(peak, "assumed", "cores x 2.45 GHz x 32 fp32 flop/cycle (Zen 3 class)")},
         path="(built by sparq_sim.calibration.local)")
 

@@ -1,25 +1,27 @@
-"""The calibrated cost model: phases -> time per call, with fitted implementation constants.
+"""The calibrated cost model: phases -> time per call, implementation constants times device physics.
 
-For one call (a list of phases) on a device:
+Constants (``sparq_sim.calibration.constants``) describe how an implementation's kernels are built;
+every rate is derived from the device's own hardware file, so constants fitted on one device
+predict another with nothing rescaled. For one call (a list of phases) on a device:
 
-    device time of a phase  g = max(memory, scattered loads, top-k, compute) + launches * gpu_launch_s
-        memory          = sum over accesses of moved bytes / (datasheet bandwidth * eff[pattern]),
-                          and for row-parallel fused kernels at least moved bytes / (rows * row_bw[family])
-                          (few (batch, head) rows cannot draw the whole bandwidth)
-        scattered loads = scattered element loads / min(scattered_rate[family], rows * scattered_row_rate[family])
-        top-k           = ranked elements / topk_rate
-        compute         = flops / (peak[dtype] * compute_eff)
-    host time           h = host_s[kernel]                (Python and framework dispatch of all ops)
+    device time of a phase  g = max(memory, scattered loads, top-k, compute) + launches * launch_s * launch_factor
+        memory          = sum over accesses of moved bytes / (sustained bandwidth * eff[pattern]),
+                          the LLC bandwidth instead when the call repeats on inputs that fit in the LLC,
+                          and for a row-parallel kernel with P programs on U units at least
+                          moved bytes / (min(P, U) * bytes_in_flight[family] / DRAM latency)   (Little's law)
+        scattered loads = loads / (U * clock * issue_per_cycle[family])         framework gathers, or
+                          loads * sector / (LLC bandwidth * llc_eff[family])    fused gathers (one sector each)
+                          and for a row-parallel kernel at least loads / (min(P, U) * clock * row_issue_per_cycle)
+        top-k           = ranked elements / (min(rows, U * topk_programs_per_unit) * clock * topk_per_cycle)
+        compute         = flops / (peak[dtype] * compute_eff[family])
+    host time           h = host_ops[kernel] * host_op_s    (dispatch of all the call's framework ops)
     time per call       T = sync_s + (h^p + G^p)^(1/p),   G = sum of g over phases
 
 The smooth maximum (exponent p) says the host issues work asynchronously: a call is host-bound
-at small sizes, device-bound at large ones, partly overlapped between. On CPUs the host *is*
-the device: p = 1 (plain sum) and bandwidth is min(sustained * eff, threads * per_thread_bw * eff),
-sustained being the measured stream rate here and datasheet x achievable fraction elsewhere.
-
-Bandwidth efficiencies multiply the target device's datasheet bandwidth, so a device of the
-same family with no measurements gets the family's fitted efficiencies and launch costs with its
-own datasheet bandwidth (``family_scaled``).
+at small sizes, device-bound at large ones, partly overlapped between. On CPUs the host *is* the
+device: p = 1 (plain sum), units are the threads (at most the cores), and bandwidth is
+min(sustained * eff, threads * per_thread_bw * eff), sustained being the measured stream rate
+here and datasheet x achievable fraction elsewhere.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sparq_sim.calibration.constants import Constants
+from sparq_sim.implementations.families import ScatterBound, scatter_bound
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
 PATTERN_INDEX = {STREAM: 0, GATHER: 1, SPARSE_ROWS: 2}
-ROW_FAMILIES = ("sdpa-flash", "sdpa-mem-efficient", "sdpa-nn", "triton", "fused")
-SCATTER_FAMILIES = ("eager", "compiled", "triton", "fused")
 
 
 @dataclass
@@ -52,10 +54,12 @@ class CallFeatures:
     kernels: list = field(default_factory=list)   # kernel label of each call
     threads: np.ndarray = None                     # per call (CPU), or None
     scatter_kind: list = None                      # per phase: "" or a kind with its own CPU scattered rate
+    topk_rows: np.ndarray = None                   # per phase: rows a top-k pass ranks (one program each)
+    repeated: np.ndarray = None                    # per call: timed on the same inputs, no cache flush between
 
 
 def features(calls: list, granularity: int, kernels: list | None = None,
-             threads: list | None = None, *, whole_sparse_rows: bool = False) -> CallFeatures:
+             threads: list | None = None, *, whole_sparse_rows: bool = False, repeated=None) -> CallFeatures:
     """Flatten the phases of each call (a list of phase lists).
 
     ``whole_sparse_rows`` (CPUs): sparse-row reads walk the rows in position order, so the core's
@@ -63,7 +67,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
     here: the K-once step 1 at S = 32k took the same time for r = 4 and r = 24, though r = 4
     touches under half the lines). GPUs have no such prefetcher: only the sectors touched move.
     """
-    call, by, rows, fam, sc, tk, fl, la, sk = [], [], [], [], [], [], [], [], []
+    call, by, rows, fam, sc, tk, fl, la, sk, tr = [], [], [], [], [], [], [], [], [], []
     for i, phases in enumerate(calls):
         for p in phases:
             b = [0.0, 0.0, 0.0]
@@ -79,92 +83,125 @@ def features(calls: list, granularity: int, kernels: list | None = None,
             fam.append(getattr(p, "family", "eager"))
             sc.append(getattr(p, "scattered_loads", 0))
             tk.append(getattr(p, "topk_elements", 0))
+            tr.append(getattr(p, "topk_rows", 0))
             fl.append(p.flops)
             la.append(p.launches)
     return CallFeatures(np.array(call, dtype=int), len(calls), np.array(by, dtype=float).reshape(-1, 3),
                         np.array(rows, dtype=float), fam, np.array(sc, dtype=float), np.array(tk, dtype=float),
                         np.array(fl, dtype=float), np.array(la, dtype=float), list(kernels or []),
-                        None if threads is None else np.array(threads, dtype=float), sk)
+                        None if threads is None else np.array(threads, dtype=float), sk,
+                        np.array(tr, dtype=float),
+                        np.zeros(len(calls), bool) if repeated is None else np.array(repeated, dtype=bool))
 
 
-def _lookup(params: dict, prefix: str, names, default=None) -> np.ndarray:
-    out = []
-    for n in names:
-        key = f"{prefix}.{n}"
-        if key in params:
-            out.append(params[key])
-        elif default is not None:
-            out.append(params.get(f"{prefix}.default", default))
-        else:
-            raise KeyError(key)
-    return np.array(out, dtype=float)
+def _family_index(f: CallFeatures) -> tuple[list, np.ndarray]:
+    """Distinct (family, scatter kind) pairs of the phases and each phase's index into them (cached)."""
+    cached = getattr(f, "_family_index", None)
+    if cached is None:
+        kinds = f.scatter_kind or [""] * len(f.row_family)
+        keys = sorted({(str(fam), kind or "") for fam, kind in zip(f.row_family, kinds)})
+        where = {k: i for i, k in enumerate(keys)}
+        cached = (keys, np.array([where[(str(fam), kind or "")] for fam, kind in zip(f.row_family, kinds)], dtype=int))
+        f._family_index = cached
+    return cached
 
 
-def evaluate(f: CallFeatures, params: dict, device, *, breakdown: bool = False):
-    """Time per call (array), from features and constants; with ``breakdown`` also per-phase
-    (memory, compute, device time) and per-call host and device totals."""
+def _per_family(c: Constants, base: str, f: CallFeatures) -> np.ndarray:
+    keys, index = _family_index(f)
+    return np.array([c.value(base, fam) for fam, _ in keys], dtype=float)[index]
+
+
+def llc_resident(f: CallFeatures, device) -> np.ndarray:
+    """Per call: repeated on the same inputs and all its bytes fit in the device's LLC, so after the
+    first repeat they are served at LLC rather than DRAM bandwidth."""
+    if f.repeated is None or not f.repeated.any():
+        return np.zeros(f.n_calls, bool)
+    per_call = np.bincount(f.call, weights=f.bytes.sum(axis=1), minlength=f.n_calls)
+    return f.repeated & (per_call <= device.llc_bytes.value)
+
+
+def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
+    """Time per call (array), from features, constants and the device's physics; with ``breakdown``
+    also per-phase (memory, scattered, top-k, compute, device time) and per-call host and device totals."""
+    c = constants if isinstance(constants, Constants) else Constants(constants)
     cpu = device.kind == "cpu"
-    # CPU constants are fitted against a measured stream rate, so they scale another CPU's
-    # sustained rate (datasheet x achievable fraction); GPU ones were fitted against the datasheet.
-    bw = device.sustained_bandwidth if cpu else device.bandwidth_Bps.value
-    eff = np.array([params["eff.stream"], params["eff.gather"], params["eff.sparse_rows"]])
-    per_pattern_bw = bw * eff                                   # (3,)
+    units = device.compute_units.value
+    clock = device.clock_hz.value
+    fams = f.row_family
+    n = len(fams)
     if cpu and f.threads is not None:
-        # Each thread draws at most per_thread_bw x the pattern's efficiency (per_thread_bw is the
-        # measured bandwidth over the threads it was measured with: only fewer threads are capped).
-        th = f.threads[f.call][:, None]
-        per_pattern_bw = np.minimum(per_pattern_bw[None, :], th * params["per_thread_bw"] * eff)
+        # threads beyond the cores add nothing; fewer threads use fewer units
+        units_used = np.minimum(f.threads[f.call], units)
+    else:
+        units_used = np.full(n, units)
+    eff = np.array([c.value("eff.stream"), c.value("eff.gather"), c.value("eff.sparse_rows")])
+    resident = llc_resident(f, device)
+    source_bw = np.where(resident[f.call], device.llc_bandwidth_Bps.value, device.sustained_bandwidth)
+    per_pattern_bw = source_bw[:, None] * eff[None, :]
     if cpu:
+        if f.threads is not None:
+            # each thread draws at most per_thread_bw x the pattern's efficiency
+            th = f.threads[f.call][:, None]
+            per_pattern_bw = np.minimum(per_pattern_bw, th * c.value("per_thread_bw") * eff)
         # CPU code of different origins draws different shares of the measured stream bandwidth
-        # (a hand-vectorised streaming loop vs. a framework's batched matrix-vector product):
-        # bw_factor.<family> (fitted; 1 where absent, e.g. the reference family).
-        fam_bw = np.array([params.get(f"bw_factor.{fam}", 1.0) for fam in f.row_family])
-        per_pattern_bw = np.broadcast_to(per_pattern_bw, (len(fam_bw), 3)) * fam_bw[:, None]
+        per_pattern_bw = per_pattern_bw * _per_family(c, "bw_factor", f)[:, None]
     memory = (f.bytes / per_pattern_bw).sum(axis=1)
     total_bytes = f.bytes.sum(axis=1)
-    row_bw = np.array([params.get(f"row_bw.{fam}", math.inf) for fam in f.row_family])
-    if cpu and f.threads is not None:
-        rows_eff = np.minimum(f.rows, f.threads[f.call])
-    else:
-        rows_eff = f.rows
-    limited = (rows_eff > 0) & np.isfinite(row_bw)
+
+    # row-parallel kernels: P programs on at most U units, each bounded by Little's law
+    programs = np.minimum(f.rows, f.threads[f.call]) if cpu and f.threads is not None else np.minimum(f.rows, units)
+    in_flight = _per_family(c, "bytes_in_flight", f)
+    limited = f.rows > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        row_limit = np.where(limited, total_bytes / (np.maximum(rows_eff, 1) * row_bw), 0.0)
+        program_bw = in_flight / device.dram_latency_s.value
+        row_limit = np.where(limited & np.isfinite(program_bw),
+                             total_bytes / (np.maximum(programs, 1) * program_bw), 0.0)
     memory = np.maximum(memory, row_limit)
-    sc_rate = np.array([params.get(f"scattered_rate.{fam}", params.get("scattered_rate.default", math.inf))
-                        for fam in f.row_family])
-    if cpu and f.scatter_kind:
-        # element gathers of another loop structure (along the contiguous last dim) on CPUs
-        sc_rate = np.array([params.get(f"scattered_rate.{fam}.{kind}", r) if kind else r
-                            for fam, kind, r in zip(f.row_family, f.scatter_kind, sc_rate)])
-    scattered = f.scattered / sc_rate
-    # a row-parallel kernel issues its scattered loads from few programs when rows are few
-    sc_row = np.array([params.get(f"scattered_row_rate.{fam}", math.inf) for fam in f.row_family])
+
+    # scattered element loads: issue-bound (an index per element) or one LLC sector each
+    keys, index = _family_index(f)
+    issue = np.array([c.value("issue_per_cycle", f"{fam}.{kind}") if kind and c.has("issue_per_cycle", f"{fam}.{kind}")
+                      else c.value("issue_per_cycle", fam) for fam, kind in keys])[index]
+    cache_bound = np.array([scatter_bound(fam) is ScatterBound.CACHE for fam, _ in keys], dtype=bool)[index]
+    llc_rate = device.llc_bandwidth_Bps.value * _per_family(c, "llc_eff", f) / device.granularity
+    rate = np.where(cache_bound, llc_rate, units_used * clock * issue)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scattered = np.maximum(scattered, np.where(limited & np.isfinite(sc_row),
-                                                   f.scattered / (np.maximum(rows_eff, 1) * sc_row), 0.0))
-    topk = f.topk / params["topk_rate"]
-    ceff = np.array([params.get(f"compute_eff.{fam}", params.get("compute_eff", 1.0)) for fam in f.row_family])
-    compute = f.flops / (device.peak("float32") * ceff)
-    if cpu and f.threads is not None:
-        compute = compute * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
-        topk = topk * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
-        scattered = scattered * device.compute_units.value / np.minimum(f.threads[f.call], device.compute_units.value)
-    work = np.maximum.reduce([memory, scattered, topk, compute])
-    dev = work + f.launches * params["gpu_launch_s"]
-    G = np.bincount(f.call, weights=dev, minlength=f.n_calls)
-    if f.kernels:
-        host = np.array([params.get(f"host_s.{k}", params.get("host_s.default", 0.0)) for k in f.kernels])
+        scattered = np.where(f.scattered > 0, f.scattered / rate, 0.0)
+        row_issue = _per_family(c, "row_issue_per_cycle", f)
+        scattered = np.maximum(scattered, np.where(limited & np.isfinite(row_issue) & (f.scattered > 0),
+                                                   f.scattered / (np.maximum(programs, 1) * clock * row_issue), 0.0))
+
+    # top-k: one program per ranked row, at most topk_programs_per_unit of them per unit
+    if f.topk.any():
+        if cpu:
+            topk_programs = units_used
+        else:
+            rows = f.topk_rows if f.topk_rows is not None else np.zeros(n)
+            cap = units * c.value("topk_programs_per_unit")
+            topk_programs = np.where(rows > 0, np.minimum(rows, cap), cap)
+        topk = f.topk / (topk_programs * clock * c.value("topk_per_cycle"))
+
     else:
-        host = np.full(f.n_calls, params.get("host_s.default", 0.0))
-    if not f.kernels or "host_op_s" in params:
-        # per-op host cost for kernels without their own fitted constant
-        ops = np.bincount(f.call, weights=f.launches, minlength=f.n_calls)
-        missing = np.array([f"host_s.{k}" not in params for k in f.kernels]) if f.kernels else np.ones(f.n_calls, bool)
-        host = np.where(missing, ops * params.get("host_op_s", 0.0) + params.get("call_s", 0.0), host)
-    p = params["overlap_p"]
-    T = params["sync_s"] + (host ** p + G ** p) ** (1.0 / p)
+        topk = np.zeros(n)
+
+    compute = f.flops / (device.peak("float32") * _per_family(c, "compute_eff", f))
+    if cpu:
+        compute = compute * units / units_used
+    work = np.maximum.reduce([memory, scattered, topk, compute])
+    dev = work + f.launches * device.launch_s.value * c.value("launch_factor")
+    G = np.bincount(f.call, weights=dev, minlength=f.n_calls)
+
+    # host: a kernel's own fitted dispatch time, or its launches at the derived per-launch figure
+    ops = np.bincount(f.call, weights=f.launches, minlength=f.n_calls)
+    kernels = f.kernels or [""] * f.n_calls
+    names = sorted(set(kernels))
+    own = {k: c.value("host_ops", k) for k in names if k and c.has("host_ops", k)}
+    per_launch = c.value("host_ops_per_launch") if len(own) < len(names) else 0.0
+    host_ops = np.array([own[k] if k in own else n_ops * per_launch for k, n_ops in zip(kernels, ops)])
+    host = host_ops * device.host_op_s.value
+    p = c.value("overlap_p")
+    T = c.value("sync_s") + (host ** p + G ** p) ** (1.0 / p)
     if not breakdown:
         return T
     return T, {"memory": memory, "scattered": scattered, "topk": topk, "compute": compute, "device": dev,
-               "host": host, "G": G}
+               "host": host, "G": G, "llc_resident": resident}

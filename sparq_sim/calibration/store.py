@@ -2,15 +2,15 @@
 ``{ value, basis, source }`` (basis "fitted" for fitted values, "derived" for values computed
 from them), plus ``[meta]`` saying what they were fitted on and how.
 
-Family rule for devices without measurements (``constants_for``):
-* nvidia GPUs (kind = "gpu"): the A10G's constants. Bandwidth efficiencies, launch, host,
-  synchronisation costs and the overlap exponent are kept; rates that scale with the memory
-  system (per-row bandwidth, scattered-load and top-k rates) are scaled by the ratio of the
-  target's datasheet bandwidth to the A10G's. Time for bytes is bytes over the target's
-  datasheet bandwidth times the kept efficiency.
+Constants describe implementations, not devices (sparq_sim.calibration.constants), so a device
+without measurements takes the constants of its kind unchanged and contributes its own physics
+from its hardware file (``constants_for``):
+* GPUs (kind = "gpu"): ``gpu.toml``, fitted on the published measurements of both the A10G
+  and the A100-SXM4-40GB (``sparq-sim validate --measurements A10G.csv,A100.csv --fit
+  --write-calibration ...``), unless the device has a calibration file of its own;
 * CPUs (kind = "cpu"): the local machine's constants (``local-cpu.toml``, fitted by
-  ``sparq-sim validate --local --fit``), per-thread bandwidth kept, the datasheet bandwidth of
-  the target capping the total; compute scales with the target's peak per thread.
+  ``sparq-sim validate --local --calibrate``), per-thread bandwidth kept, the target's
+  sustained bandwidth capping the total.
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
 
 HERE = Path(__file__).resolve().parent
-FAMILY_FILES = {"gpu": "a10g.toml", "cpu": "local-cpu.toml"}
-BANDWIDTH_SCALED = ("row_bw.", "scattered_rate.", "scattered_row_rate.", "topk_rate")
+KIND_FILES = {"gpu": "gpu.toml", "cpu": "local-cpu.toml"}
 
 
 def _q(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def dumps(device_name: str, family: str, params: dict, sources: dict, meta: dict, bandwidth_Bps: float) -> str:
+def dumps(device_name: str, family: str, kind: str, params: dict, sources: dict, meta: dict,
+          bandwidth_Bps: float) -> str:
     """TOML text of a calibration file."""
     lines = [f"# Fitted implementation constants for {device_name}; written by sparq-sim, see docs/validation.md.",
-             f"device = {_q(device_name)}", f"family = {_q(family)}",
+             f"device = {_q(device_name)}", f"family = {_q(family)}", f"kind = {_q(kind)}",
              f"bandwidth_Bps = {bandwidth_Bps!r}", "", "[meta]"]
     for k, v in meta.items():
         lines.append(f"{k} = {_q(v) if isinstance(v, str) else repr(v)}")
@@ -45,11 +45,20 @@ def dumps(device_name: str, family: str, params: dict, sources: dict, meta: dict
 
 
 def load(path: str | Path) -> dict:
-    """{'device', 'family', 'bandwidth_Bps', 'meta', 'params': {name: {value, basis, source}}}."""
+    """{'device', 'family', 'kind', 'bandwidth_Bps', 'meta', 'params': {name: {value, basis, source}}}; every
+    constant name is checked against the model's (an unknown or misspelt one is an error)."""
+    from sparq_sim.calibration.constants import Constants
     data = tomlfile.read(path, "calibration file")
-    for name, fig in data.get("params", {}).items():
+    params = data.get("params")
+    if not isinstance(params, dict) or not params:
+        raise UserError(f"calibration file {path}: no [params] table of constants")
+    for name, fig in params.items():
         if not isinstance(fig, dict) or not isinstance(fig.get("value"), (int, float)) or not fig.get("source"):
             raise UserError(f"calibration file {path}: params.{name} needs value, basis and source")
+    Constants({k: v["value"] for k, v in params.items()}, where=f"calibration file {path}")
+    kind = data.get("kind")
+    if kind not in ("gpu", "cpu"):
+        raise UserError(f"calibration file {path}: field kind must be gpu or cpu, got {kind!r}")
     data["path"] = str(path)
     return data
 
@@ -59,28 +68,27 @@ def values(cal: dict) -> dict:
 
 
 def constants_for(device, path: str | Path | None = None) -> tuple[dict, str]:
-    """Constants for `device` and a line saying where they came from (own fit or family rule)."""
+    """Constants for `device` and a line saying which they are (its own fit, or its kind's)."""
     if path is not None:
         cal = load(path)
     else:
         own = HERE / f"{device.name}.toml"
-        fam = HERE / FAMILY_FILES.get(device.kind, "")
+        kind_file = HERE / KIND_FILES.get(device.kind, "")
         if own.is_file():
             cal = load(own)
-        elif fam.is_file():
-            cal = load(fam)
+        elif kind_file.is_file():
+            cal = load(kind_file)
         else:
             raise UserError(f"no calibration for {device.name} ({device.kind}): run "
-                            f"`sparq-sim validate --local --fit` (CPU) or fit on measurements of its family")
+                            f"`sparq-sim validate --local --calibrate` (CPU) or fit on measurements of a GPU")
+    if cal["kind"] != device.kind:
+        raise UserError(f"calibration {cal['path']} holds {cal['kind']} constants; {device.name} is a {device.kind}")
     params = values(cal)
+    fitted = cal.get("meta", {}).get("devices", cal.get("device"))
     if cal.get("device") == device.name:
-        return params, f"fitted on {cal['device']} ({cal['path']})"
-    ratio = device.bandwidth_Bps.value / float(cal["bandwidth_Bps"])
-    for k in params:
-        if k.startswith(BANDWIDTH_SCALED):
-            params[k] *= ratio
-    return params, (f"family rule: {cal['device']}'s constants ({cal['path']}), memory-system rates scaled by "
-                    f"datasheet bandwidth ratio {ratio:.3g}")
+        return params, f"fitted on {device.name} ({cal['path']})"
+    return params, (f"constants fitted on {fitted} ({cal['path']}), with {device.name}'s own physics "
+                    f"(its hardware file: bandwidth, units, clock, latency, LLC, launch and host costs)")
 
 
 def today() -> str:

@@ -1,7 +1,7 @@
 """CalibratedTimer: phases timed with fitted implementation constants (``--timing calibrated``).
 
-The constants come from this device's own calibration file, or its family's scaled by datasheet
-figures (``sparq_sim.calibration.store``). The whole list of phases is treated as one call: host
+The constants come from this device's own calibration file, or its kind's, applied with the
+device's own physics (``sparq_sim.calibration.store``). The whole list of phases is treated as one call: host
 issue time and device time overlap (sparq_sim.calibration.model); the part of the host time not
 hidden behind device work is reported as overhead of the phases, in proportion to their launches.
 """
@@ -25,11 +25,6 @@ class CalibratedTimer:
             self.params, self.source = store.constants_for(device, calibration)
         self.threads = threads
 
-    def _host_params(self) -> dict:
-        p = dict(self.params)
-        p.setdefault("host_op_s", p.get("host_op_s.eager", 0.0))
-        return p
-
     def time_phases(self, phases) -> list[PhaseTime]:
         phases = list(phases)
         if not phases:
@@ -39,7 +34,7 @@ class CalibratedTimer:
         if d.kind == "cpu":
             threads = [self.threads or int(d.compute_units.value)]
         f = model.features([phases], d.granularity, None, threads, whole_sparse_rows=d.kind == "cpu")
-        T, parts = model.evaluate(f, self._host_params(), d, breakdown=True)
+        T, parts = model.evaluate(f, self.params, d, breakdown=True)
         total = float(T[0])
         dev = parts["device"]
         extra = max(0.0, total - float(dev.sum()))

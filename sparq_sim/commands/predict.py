@@ -62,6 +62,7 @@ def format_prediction(p) -> str:
     rows.append(["tokens/s (whole batch)", f"{w.batch * p.dense.tokens_per_s:.1f}",
                  f"{w.batch * p.sparq.tokens_per_s:.1f}", f"{p.speedup['step']:.2f}x"])
     lines.append(_args.render_table(rows, ["", "dense", "sparq", "dense/sparq"]))
+    lines += ["", *accuracy_lines(p)]
     for method in ("dense", "sparq"):
         lines += ["", f"{method} phases:"]
         phase_rows = [[ph.name, format_bytes(ph.requested_bytes), format_bytes(ph.moved_bytes),
@@ -69,3 +70,23 @@ def format_prediction(p) -> str:
                       for ph in getattr(p, method).attention.phases]
         lines.append(_args.render_table(phase_rows, ["phase", "requested", "moved", "time", "bound"]))
     return "\n".join(lines)
+
+
+def accuracy_lines(p) -> list[str]:
+    """The ideal bound beside the estimate, and the estimate's validated error (or that it has none)."""
+    from sparq_sim.units import format_seconds
+    d = p.to_dict()
+    b, e = d["bound"], d["error"]
+    lines = [f"ideal bound (fused kernels moving the formula's bytes, roofline): step {format_seconds(b['dense']['step']['time_s'])}"
+             f" dense, {format_seconds(b['sparq']['step']['time_s'])} SparQ, attention {b['speedup']['attention']:.2f}x, "
+             f"step {b['speedup']['step']:.2f}x"]
+    if e.get("median_abs_pct") is None:
+        lines.append(f"error of this estimate: {e['source']}")
+    else:
+        lines.append(f"error of this estimate (measured on a GPU it was not fitted on): time per call median "
+                     f"{e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%; speedup median "
+                     f"{e['speedup_median_abs_pct']:.1f}%, p90 {e['speedup_p90_abs_pct']:.1f}%")
+        if p.device.name not in ("a10g", "a100-40gb"):
+            lines.append(f"{p.device.name} has no measurements: it takes the GPU constants fitted on the A10G and "
+                         "A100-40GB with its own hardware figures")
+    return lines

@@ -1,6 +1,7 @@
 """`sparq-sim validate`: predicted against measured, on published measurements or on this machine.
 
-    sparq-sim validate --measurements FILE.csv [--fit] [--holdout seq] [--plot FILE] [--format json]
+    sparq-sim validate --measurements FILE.csv[,FILE.csv] [--fit] [--holdout seq] [--plot FILE] [--format json]
+    sparq-sim validate --measurements TARGET.csv --fit-on SOURCE.csv [--format json]
     sparq-sim validate --local --out FOLDER [--quick] [--calibrate]
 
 See docs/validation.md for the method, the models and the recorded results.
@@ -19,12 +20,18 @@ ORDER = 60
 def add_arguments(parser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--measurements", metavar="FILE.csv",
-                     help="measurements in the schema of validation/data/README.md")
+                     help="measurements in the schema of validation/data/README.md (several: comma-separated)")
     src.add_argument("--local", action="store_true",
                      help="run the project's kernels on this machine and validate against them")
     parser.add_argument("--fit", action="store_true",
                         help="fit the constants on the validated file itself (otherwise stored calibration "
                              "data or the device family's, scaled by datasheet figures)")
+    parser.add_argument("--fit-on", dest="fit_on", metavar="SOURCE.csv",
+                        help="fit the constants on these measurements (another device; comma-separated for several) "
+                             "and predict --measurements with each device's own physics: cross-device validation")
+    parser.add_argument("--write-accuracy", dest="write_accuracy", metavar="FILE.json",
+                        help="with --fit-on: record the per-kernel cross-device errors in this accuracy file "
+                             "(predict reports them beside its calibrated estimates)")
     parser.add_argument("--holdout", choices=("seq",),
                         help="with --measurements: fit on every other sequence length, validate on the rest")
     parser.add_argument("--train-seq", dest="train_seq", metavar="LIST",
@@ -61,7 +68,6 @@ def run(args) -> int:
         _print(report, args, worst)
         return 0
 
-    from sparq_sim.validation.measurements import read_measurements
     if args.out or args.quick or args.calibrate or args.threads:
         raise UserError("--out, --quick, --calibrate and --threads go with --local")
     if args.train_seq and not args.holdout:
@@ -70,8 +76,22 @@ def run(args) -> int:
         raise UserError("--write-calibration needs --fit")
     if args.write_calibration and args.holdout:
         raise UserError("--write-calibration fits on the whole file: drop --holdout")
-    rows = read_measurements(args.measurements)
-    if args.holdout:
+    if args.write_accuracy and not args.fit_on:
+        raise UserError("--write-accuracy records a cross-device validation: it needs --fit-on")
+    if args.write_accuracy:
+        from sparq_sim.plots import check_output_path
+        check_output_path(args.write_accuracy, extensions=(".json",), flag="--write-accuracy")
+    if args.fit_on and (args.fit or args.holdout or args.write_calibration or args.calibration):
+        raise UserError("--fit-on fits on its own file: drop --fit, --holdout, --write-calibration and --calibration")
+    rows = _read_all(args.measurements)
+    if args.fit_on:
+        source = _read_all(args.fit_on)
+        report = core.validate(rows, fit_on=source,
+                               label=f"{args.measurements}: constants fitted on {args.fit_on}")
+        report.fitted_on = str(args.fit_on)
+        if args.write_accuracy:
+            _write_accuracy(report, source, rows, args)
+    elif args.holdout:
         train_seqs = None
         if args.train_seq:
             train_seqs = set(parse_list(args.train_seq, parse_seq, "--train-seq"))
@@ -81,9 +101,9 @@ def run(args) -> int:
                                      f"{len(test)} rows")
     else:
         if args.write_calibration:
-            devices = {m.hardware for m in rows}
-            if len(devices) != 1:
-                raise UserError("--write-calibration needs a file with one device")
+            kinds = {core.device_for(hw).kind for hw in {m.hardware for m in rows}}
+            if len(kinds) != 1:
+                raise UserError("--write-calibration fits one set of constants: give devices of one kind")
             _write_calibration(rows, args)
         report = core.validate(rows, fit=args.fit, calibration=args.calibration,
                                label=f"{args.measurements}" + (" (fitted on itself)" if args.fit else ""))
@@ -93,17 +113,42 @@ def run(args) -> int:
     return 0
 
 
-def _write_calibration(rows, args) -> None:
+def _read_all(paths: str) -> list:
+    from sparq_sim.validation.measurements import read_measurements
+    rows = []
+    for path in [p for p in str(paths).split(",") if p.strip()]:
+        rows.extend(read_measurements(path.strip()))
+    if not rows:
+        raise UserError(f"no measurement rows in {paths}")
+    return rows
+
+
+def _command_line() -> str:
     import shlex
     import sys
+    return "sparq-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "sparq-sim validate"
 
+
+def _write_accuracy(report, source, rows, args) -> None:
+    import json
+
+    from sparq_sim.calibration import accuracy
+    from sparq_sim.validation.io import atomic_write_text
+    direction = (" + ".join(sorted({m.hardware for m in source})) + " -> "
+                 + " + ".join(sorted({m.hardware for m in rows})))
+    data = accuracy.record(report.to_dict(), direction, _command_line(), args.write_accuracy)
+    atomic_write_text(args.write_accuracy, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _write_calibration(rows, args) -> None:
+    """Fit one set of constants on every row (all devices together) and write it."""
     from sparq_sim.calibration import calibrate
     from sparq_sim.validation.core import device_for
 
-    device = device_for(rows[0].hardware)
-    command = "sparq-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "sparq-sim validate"
-    calibrate(rows, device, args.write_calibration, command=command, fitted_on=str(args.measurements),
-              family=device.kind)
+    devices = {hw: device_for(hw) for hw in sorted({m.hardware for m in rows})}
+    kind = next(iter(devices.values())).kind
+    calibrate(rows, devices, args.write_calibration, command=_command_line(), fitted_on=str(args.measurements),
+              family=kind)
 
 
 def _print(report, args, worst: int) -> None:

@@ -10,7 +10,8 @@ score tensors, the top-k and softmax passes), and a few extra counts the calibra
   ``sdpa-mem-efficient``, ``fused``: one program per (batch, head) row, ...);
 * ``rows``: independent programs a fused kernel runs (one per (batch, head) row): with few rows a
   row-parallel kernel cannot draw the whole bandwidth;
-* ``topk_elements``: elements a top-k pass ranks (its throughput is fitted);
+* ``topk_elements`` and ``topk_rows``: elements a top-k pass ranks, and in how many rows (one
+  program per row: few rows cannot use the whole device);
 * ``scattered_loads``: element loads at unrelated addresses (the K-once step 1): their issue
   rate, not the sector traffic, limits them.
 
@@ -40,6 +41,7 @@ class KernelPhase(Phase):
     family: str = "eager"
     rows: int = 0               # parallel programs of a row-parallel fused kernel (0: not limited)
     topk_elements: int = 0      # elements ranked by a top-k pass
+    topk_rows: int = 0          # rows that pass ranks, one program each
     scattered_loads: int = 0    # element loads at unrelated addresses
     scatter_kind: str = ""      # CPU rate of its own: "lastdim" (r elements of each K row), "rows" (whole rows)
 
@@ -116,7 +118,7 @@ def _step1_reads(s: base.Shape, store_k: str) -> tuple[Access, int]:
 def _query_setup(s: base.Shape, family: str, launches: int) -> KernelPhase:
     """top-r of |q| (summed over a group), gathers of q's components, tau: small tensors, many ops."""
     return _ph("top_r", [base.read_q(s), _stream(s.q_instances, s.r * 4 * s.elem, "q_hat,|q| sums", True)],
-               family, launches, topk_elements=s.q_instances * s.head_dim)
+               family, launches, topk_elements=s.q_instances * s.head_dim, topk_rows=s.q_instances)
 
 
 def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False) -> list[Phase]:
@@ -143,7 +145,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
             1 if few else 5),
         _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
-            family, 1 if few else 2, topk_elements=s.kv_instances * S),
+            family, 1 if few else 2, topk_elements=s.kv_instances * S, topk_rows=s.kv_instances),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], family, 1 if few else 2),
         _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
             family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
@@ -177,7 +179,7 @@ def sparq_triton(w: Workload, family: str = "triton") -> list[Phase]:
             scattered_loads=scattered, flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], "eager", 2),
         _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
-            "eager", 2, topk_elements=s.kv_instances * S),
+            "eager", 2, topk_elements=s.kv_instances * S, topk_rows=s.kv_instances),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], "eager", 2),
         _ph("step2_keys", [base.gather_rows(s, "K"), _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
             rows=s.kv_instances, flops=2.0 * s.head_dim * s.k * s.q_instances),
@@ -216,7 +218,8 @@ def sparq_fused(w: Workload, family: str = "fused") -> list[Phase]:
             flops=2.0 * s.r * s.seq * s.q_instances),
         # the selection runs after the stream, in the same thread, on scores in its cache: its time
         # adds to the stream's (a phase of its own) rather than hiding under it
-        _ph("select", [], family, 0, rows=s.kv_instances, topk_elements=s.kv_instances * s.seq),
+        _ph("select", [], family, 0, rows=s.kv_instances, topk_elements=s.kv_instances * s.seq,
+            topk_rows=s.kv_instances),
         _ph("step2", [*_ascending_gather(s, "K"), *values], family, 1, rows=s.kv_instances,
             flops=4.0 * s.head_dim * s.k * s.q_instances),
     ]
@@ -282,6 +285,10 @@ class PublishedImplementation:
         self.name, self.description = name, description
         self.dense, self.sparq, self.sparq_once = dense, sparq, sparq_once
 
+    def kernel_labels(self, w: Workload) -> tuple[str, str]:
+        """The measured kernels this model's dense and SparQ attention are (the validation's labels)."""
+        return self.dense, self.sparq if w.store_k == "twice" else self.sparq_once
+
     def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
         layers = w.model.layers
         if method == "dense":
@@ -303,6 +310,8 @@ class PublishedImplementation:
 
 def _per_layer_launches(p: Phase, layers: int) -> Phase:
     from dataclasses import replace
-    if isinstance(p, KernelPhase) and p.rows:
-        return replace(p, launches=p.launches * layers, rows=max(1, p.rows // layers))
+    if isinstance(p, KernelPhase) and (p.rows or p.topk_rows):
+        # a layer's kernel runs the programs of one layer's rows
+        return replace(p, launches=p.launches * layers, rows=max(1, p.rows // layers) if p.rows else 0,
+                       topk_rows=max(1, p.topk_rows // layers) if p.topk_rows else 0)
     return replace(p, launches=p.launches * layers)

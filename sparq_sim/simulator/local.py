@@ -23,12 +23,14 @@ import platform
 from pathlib import Path
 
 from sparq_sim.errors import UserError
-from sparq_sim.machine import cache_dir, llc_bytes, memory_bytes
+from sparq_sim.machine import cache_dir, cpu_mhz_and_flags, llc_bytes, memory_bytes
 
 FIT_SIZES = (64, 512, 2048)
 PREFETCH_GRID = (1, 2, 4, 8, 12, 16, 24, 32)
 COST_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
 LOCAL_NAME = "local"
+HOST_OP_SOURCE = ("assumed: about 10 us for a framework to dispatch one op on a current server core, the figure "
+                  "of the shipped hardware files")
 
 
 def local_profile_path() -> Path:
@@ -39,27 +41,13 @@ def _fig(value, basis, source) -> dict:
     return {"value": value, "basis": basis, "source": source}
 
 
-def _cpu_mhz_and_flags() -> tuple[float, set]:
-    mhz, flags = 0.0, set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("cpu MHz") and not mhz:
-                    mhz = float(line.split(":")[1])
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":")[1].split())
-    except OSError:
-        pass
-    return mhz or 2000.0, flags
-
-
 def base_profile(meas: dict, params: dict) -> dict:
     """The hardware-file dict of this machine for given simulator parameters (per core)."""
     cpu, date, cores = meas["cpu"], meas["date"], int(meas["threads"])
     where = f"{cpu}, {cores} threads, measured {date}"
     tool = "sparq-sim measure (kernels/membench.py)"
     stream = meas["stream"]["median_Bps"]
-    mhz, flags = _cpu_mhz_and_flags()
+    mhz, flags = cpu_mhz_and_flags()
     per_cycle = 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
     peak = cores * mhz * 1e6 * per_cycle
     peak_src = (f"derived: {cores} cores x {mhz:.0f} MHz (/proc/cpuinfo) x {per_cycle} fp32 flop/cycle "
@@ -80,12 +68,16 @@ def base_profile(meas: dict, params: dict) -> dict:
             "channels": _fig(8, "assumed", "assumed: the host's DDR4 channel count is not visible in a VM"),
             "access_granularity_bytes": _fig(64, "datasheet", "64-byte cache lines (x86-64)"),
         },
-        "cache": {"llc_bytes": _fig(llc_bytes(), "measured", f"/sys/devices/system/cpu/cpu0/cache (L3), {date}")},
+        "cache": {"llc_bytes": _fig(llc_bytes(), "measured", f"/sys/devices/system/cpu/cpu0/cache (L3), {date}"),
+                  "bandwidth_Bps": _fig(cores * 32 * mhz * 1e6, "assumed",
+                                        f"assumed: {cores} cores x 32 B/clk of L3 read per core x {mhz:.0f} MHz")},
         "compute": {
             "units": _fig(cores, "measured", f"threads used by the benchmarks (numba), {where}"),
+            "clock_hz": _fig(mhz * 1e6, "measured", f"cpu MHz of /proc/cpuinfo, {date}"),
             "peak_flops": {dt: _fig(peak, "derived", peak_src) for dt in ("float32", "float16", "bfloat16")},
         },
         "overheads": {"launch_s": _fig(5e-6, "assumed", "assumed: cost of starting and joining one parallel region")},
+        "host": {"op_dispatch_s": _fig(10e-6, "assumed", HOST_OP_SOURCE)},
         "dram": {
             "standard": "DDR4-3200",
             "channels": _fig(8, "assumed", "assumed: 8 DDR4-3200 channels of the host (EPYC); a 2-core guest is "

@@ -1,0 +1,62 @@
+"""How far calibrated predictions have been measured to be from reality, on devices they were not
+fitted on: the error band `predict` prints beside its estimate.
+
+``accuracy.json`` (next to this file) holds, per direction of a cross-device validation
+("a10g -> a100-40gb": fitted on the first device's measurements, checked on the second's) and per
+kernel label, the median and p90 absolute error of the time per call and of the speedup against
+the best dense kernel. ``sparq-sim validate --measurements T --fit-on S --write-accuracy FILE``
+writes a direction; ``band(labels)`` takes the worst over directions of the worst of the labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PATH = HERE / "accuracy.json"
+
+
+def record(report: dict, direction: str, command: str, path: str | Path = PATH) -> dict:
+    """Merge one cross-device validation report (``Report.to_dict()``) into the accuracy file."""
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.is_file() else {"directions": {}}
+    kernels = {}
+    for label, t in report["per_kernel"].items():
+        s = report["speedup"]["per_kernel"].get(label, {})
+        kernels[label] = {"n": t["n"], "median_abs_pct": t["median_abs_pct_error"],
+                          "p90_abs_pct": t["p90_abs_pct_error"],
+                          "speedup_median_abs_pct": s.get("median_abs_pct_error"),
+                          "speedup_p90_abs_pct": s.get("p90_abs_pct_error")}
+    data["directions"][direction] = {"command": command, "overall": {
+        "median_abs_pct": report["overall"]["median_abs_pct_error"],
+        "p90_abs_pct": report["overall"]["p90_abs_pct_error"],
+        "speedup_median_abs_pct": report["speedup"]["overall"]["median_abs_pct_error"],
+        "speedup_p90_abs_pct": report["speedup"]["overall"]["p90_abs_pct_error"]}, "kernels": kernels}
+    return data
+
+
+def band(labels, path: str | Path = PATH) -> dict | None:
+    """The validated error of a prediction made of these kernels: for each figure the worst over
+    the recorded directions and the labels; None when a label was never validated across devices."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    keys = ("median_abs_pct", "p90_abs_pct", "speedup_median_abs_pct", "speedup_p90_abs_pct")
+    worst = dict.fromkeys(keys, 0.0)
+    sources = []
+    for direction, entry in sorted(data.get("directions", {}).items()):
+        for label in labels:
+            k = entry["kernels"].get(label)
+            if k is None:
+                return None
+            for key in keys:
+                if k.get(key) is not None:
+                    worst[key] = max(worst[key], float(k[key]))
+        sources.append(f"{direction} (`{entry['command']}`)")
+    if not sources:
+        return None
+    worst["source"] = ("cross-device validation of kernels " + ", ".join(labels) + ": fitted on one GPU, "
+                       "checked on the other; worst of " + "; ".join(sources))
+    return worst

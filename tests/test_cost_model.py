@@ -1,0 +1,128 @@
+"""The structural cost model: each device-derived term against hand-computed cases.
+
+Every case isolates one term: host, synchronisation and launch costs are zero and the overlap
+exponent is 1, so a call's time is the sum of its phases' device times.
+"""
+
+from dataclasses import replace
+
+import pytest
+
+from sparq_sim.calibration.constants import Constants
+from sparq_sim.calibration.model import evaluate, features
+from sparq_sim.errors import UserError
+from sparq_sim.hardware import Figure, load_device
+from sparq_sim.implementations.published_common import KernelPhase
+from sparq_sim.traffic import STREAM, Access
+
+QUIET = {"eff.stream": 1.0, "eff.gather": 1.0, "eff.sparse_rows": 1.0, "sync_s": 0.0, "overlap_p": 1.0,
+         "launch_factor": 0.0, "host_ops_per_launch": 0.0, "topk_per_cycle": 1e6,
+         "topk_programs_per_unit": 1.0}
+
+
+def _time(phase, device, repeated=False, **constants):
+    f = features([[phase]], device.granularity, None, None, repeated=[repeated])
+    return float(evaluate(f, {**QUIET, **constants}, device)[0])
+
+
+def _stream(nbytes):
+    return (Access(STREAM, 1, int(nbytes), what="K"),)
+
+
+A100 = load_device("a100-40gb")       # 108 SMs, 1.41 GHz, 400 ns, 1555 GB/s x 0.90, 40 MiB / 7.22 TB/s LLC
+
+
+def test_dram_stream_at_sustained_bandwidth():
+    t = _time(KernelPhase("read", _stream(1e9)), A100)
+    assert t == pytest.approx(1e9 / (1555e9 * 0.90))
+
+
+def test_few_programs_cap_bandwidth_by_littles_law():
+    """P programs on U units draw min(P, U) x bytes_in_flight / latency: 32 programs of 4000 bytes
+    in flight at 400 ns reach 32 x 10 GB/s = 320 GB/s, far below the DRAM's 1.4 TB/s."""
+    phase = KernelPhase("attention", _stream(1e9), family="triton", rows=32)
+    t = _time(phase, A100, **{"bytes_in_flight.triton": 4000.0})
+    assert t == pytest.approx(1e9 / (32 * 4000 / 400e-9))
+    # past U programs only U units work: 1000 programs -> 108 x 10 GB/s = 1.08 TB/s
+    many = _time(replace(phase, rows=1000), A100, **{"bytes_in_flight.triton": 4000.0})
+    assert many == pytest.approx(1e9 / (108 * 4000 / 400e-9))
+    # enough bytes in flight: the DRAM binds again
+    wide = _time(replace(phase, rows=1000), A100, **{"bytes_in_flight.triton": 1e6})
+    assert wide == pytest.approx(1e9 / (1555e9 * 0.90))
+
+
+def test_littles_law_latency_is_the_devices():
+    """The same constants on a device with twice the DRAM latency take twice as long when row-limited."""
+    slow = replace(A100, dram_latency_s=Figure(800e-9, "assumed", "test"))
+    phase = KernelPhase("attention", _stream(1e9), family="sdpa-mem-efficient", rows=32)
+    fast_t = _time(phase, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0})
+    assert _time(phase, slow, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0}) == pytest.approx(2 * fast_t)
+
+
+def test_working_set_under_the_llc_runs_at_llc_rate_when_repeated():
+    small = KernelPhase("read", _stream(30e6))          # 30 MB < 40 MiB
+    big = KernelPhase("read", _stream(60e6))
+    assert _time(small, A100, repeated=True) == pytest.approx(30e6 / 7.22e12)
+    assert _time(small, A100, repeated=False) == pytest.approx(30e6 / (1555e9 * 0.90))
+    assert _time(big, A100, repeated=True) == pytest.approx(60e6 / (1555e9 * 0.90))
+    a10g = load_device("a10g")                          # 6 MiB: the same 30 MB come from DRAM
+    assert _time(small, a10g, repeated=True) == pytest.approx(30e6 / (600e9 * 0.87))
+
+
+def test_scattered_loads_issue_bound_or_one_llc_sector_each():
+    loads = 10 ** 9
+    eager = KernelPhase("gather", (), family="eager", scattered_loads=loads)
+    t = _time(eager, A100, **{"issue_per_cycle.eager": 2.0})
+    assert t == pytest.approx(loads / (108 * 1.41e9 * 2.0))
+    triton = KernelPhase("step1", (), family="triton", scattered_loads=loads)
+    t = _time(triton, A100, **{"llc_eff.triton": 0.5})
+    assert t == pytest.approx(loads * 32 / (7.22e12 * 0.5))
+    # a row-parallel kernel with few programs issues from few units
+    few = replace(triton, rows=8)
+    t = _time(few, A100, **{"llc_eff.triton": 0.5, "row_issue_per_cycle.triton": 1.0})
+    assert t == pytest.approx(loads / (8 * 1.41e9 * 1.0))
+
+
+def test_topk_one_program_per_row():
+    ranked = 64 * 4096
+    phase = KernelPhase("top_k", (), family="eager", topk_elements=ranked, topk_rows=64)
+    # 64 rows < 108 units x 1 program: 64 programs at 0.1 element per cycle
+    t = _time(phase, A100, topk_per_cycle=0.1)
+    assert t == pytest.approx(ranked / (64 * 1.41e9 * 0.1))
+    # 2048 rows: capped at 108 x 2 programs
+    wide = replace(phase, topk_elements=2048 * 4096, topk_rows=2048)
+    t = _time(wide, A100, topk_per_cycle=0.1, topk_programs_per_unit=2.0)
+    assert t == pytest.approx(2048 * 4096 / (216 * 1.41e9 * 0.1))
+
+
+def test_host_time_is_ops_times_the_devices_dispatch_cost():
+    a10g = load_device("a10g")
+    twice = replace(a10g, host_op_s=Figure(20e-6, "assumed", "test"))
+    phase = KernelPhase("op", (), launches=4)
+    f = features([[phase]], 32, ["sparq-attn-torch"], None)
+    c = {**QUIET, "host_ops.sparq-attn-torch": 50.0}
+    assert evaluate(f, c, a10g)[0] == pytest.approx(50 * 10e-6)
+    assert evaluate(f, c, twice)[0] == pytest.approx(50 * 20e-6)
+    # a kernel without its own constant: launches x host_ops_per_launch
+    g = features([[phase]], 32, ["attn-torch"], None)
+    assert evaluate(g, {**c, "host_ops_per_launch": 3.0}, a10g)[0] == pytest.approx(4 * 3 * 10e-6)
+
+
+def test_unknown_or_misspelt_constant_is_an_error():
+    with pytest.raises(UserError, match="bytes_in_flite"):
+        Constants({**QUIET, "bytes_in_flite.triton": 4000.0})
+    with pytest.raises(UserError, match="finite"):
+        Constants({**QUIET, "sync_s": float("inf")})
+    with pytest.raises(UserError, match="no constant eff.stream"):
+        Constants({}).value("eff.stream")
+    # an absent per-family rate means unlimited, by the spec, not by a silent default
+    assert Constants({}).value("bytes_in_flight", "triton") == float("inf")
+
+
+def test_calibration_file_with_misspelt_constant_names_it(tmp_path):
+    from sparq_sim.calibration import store
+    text = (store.HERE / "gpu.toml").read_text().replace('"eff.stream"', '"eff.straem"')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match="eff.straem"):
+        store.load(path)

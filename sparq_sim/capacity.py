@@ -127,7 +127,7 @@ class Plan:
 
 def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: str = "float16",
          weight_dtype: str = "float16", store_k: str = "twice", reallocate: bool = True,
-         implementation="ideal", timing: str = "roofline",
+         implementation="ideal", timing: str | None = None,
          reserve_fraction: float = RESERVE_FRACTION) -> Plan:
     """Memory, max batch and tokens/s for dense and SparQ, and the best batch and compression."""
     from sparq_sim.implementations import get_implementation
@@ -138,7 +138,9 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
     search = tuple(compressions) if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) \
         else COMPRESSION_GRID
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
-    timer = get_timer(timing, device)
+    timing = timing or getattr(impl, "default_timing", "roofline")
+    timer = get_timer(timing, device, **({"cuda_graph": True} if timing == "calibrated"
+                                         and getattr(impl, "cuda_graph", False) else {}))
     capacity = device.capacity_bytes.value
     weights = weights_bytes(model, weight_dtype)
     reserve = reserve_fraction * capacity

@@ -102,14 +102,22 @@ def predict_method(w: Workload, method: str, impl, timer) -> MethodPrediction:
 
 
 def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
-            timing: str = DEFAULT_TIMER, timer=None) -> Prediction:
+            timing: str | None = None, timer=None) -> Prediction:
     """Predict dense and SparQ decoding for workload `w` on `device`.
 
     `implementation` is a registry name or an implementation object (e.g. one configured with
-    options such as ``get_implementation("llama.cpp").configure(threads=16)``).
+    options such as ``get_implementation("llama.cpp").configure(threads=16)``). `timing` defaults
+    to the implementation's own (``default_timing``: calibrated for the composed end-to-end
+    models), else the roofline.
     """
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
-    timer = timer or get_timer(timing, device)
+    check = getattr(impl, "check_device", None)
+    if check is not None:
+        check(device)
+    if timer is None:
+        timing = timing or getattr(impl, "default_timing", DEFAULT_TIMER)
+        options = {"cuda_graph": True} if timing == "calibrated" and getattr(impl, "cuda_graph", False) else {}
+        timer = get_timer(timing, device, **options)
     estimate = [predict_method(w, m, impl, timer) for m in METHODS]
     if impl.name == "ideal" and timer.name == "roofline":
         bound = None

@@ -61,10 +61,29 @@ def test_gpu_overheads_hurt_short_sequences():
     assert real.speedup["step"] < ideal.speedup["step"]
 
 
+def test_gpt_fast_is_composed_of_the_measured_kernels():
+    """gpt-fast's dense step is the measured attn-compiled kernel, its SparQ the sparq-attn-compiled
+    one, over a cache of find_multiple(S + 1, 8) positions, replayed as one CUDA graph: calibrated
+    timing, no host dispatch per kernel (each kernel costs the device's graph_kernel_s)."""
+    from sparq_sim.implementations.gpt_fast import cache_positions
+    assert cache_positions(45000) == 45008 and cache_positions(4095) == 4096
+    p = _step_speedup("gpt-fast", "h100-pcie", 45000, kv_dtype="bfloat16", weight_dtype="bfloat16")
+    assert p.timing == "calibrated"
+    phases = [ph.name for ph in p.sparq.attention.phases]
+    assert phases[:3] == ["top_r", "gather_r", "scores_r"] and "top_k" in phases
+    # the K read by the dense scores is the whole cache of 45,008 positions
+    scores = p.dense.attention.phases[0]
+    assert scores.name == "scores" and scores.requested_bytes >= 32 * 32 * 45008 * 128 * 2
+    assert p.error is not None and p.error["median_abs_pct"] > 0
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/planning.md): composed from the measured compiled "
+                   "kernels (gathered copies materialised, as sparq-gpt-fast's benchmark sets no "
+                   "coordinate-descent tuning), the gpt-fast model gives ~1.3x at 45k against the published ~1.9x")
 def test_published_gpu_end_to_end():
     """SparQ paper: up to ~1.9x end to end at 45k tokens, gpt-fast, Llama 2 7B, one H100 PCIe."""
-    p = _step_speedup("gpt-fast", "h100-pcie", 45000)
-    assert p.speedup["step"] == pytest.approx(1.9, rel=0.15)
+    p = _step_speedup("gpt-fast", "h100-pcie", 45000, kv_dtype="bfloat16", weight_dtype="bfloat16")
+    assert p.speedup["step"] == pytest.approx(1.9, rel=0.10)
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (docs/planning.md): the llama.cpp model predicts "

@@ -31,7 +31,7 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     if "per_thread_bw" in params:
         sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
                                                + device.bandwidth_Bps.source)
-    if "host_ops_per_launch" in params:
+    if "host_ops_per_launch" in params and "host_ops_per_launch" not in report["fitted"]:
         sources["host_ops_per_launch"] = ("derived", f"median over fitted kernels of host_ops / launches; {source}")
     meta = {**(meta or {}), "fitted_on": fitted_on, "devices": ", ".join(sorted(devices)), "rows": len(rows),
             "command": command, "date": store.today(), "rms_log_error": report["rms_log_error"],

@@ -49,7 +49,8 @@ SPECS: dict[str, Spec] = {
     "host_ops": Spec("x host_op_s", "host time of one call of a kernel, in units of the device's host dispatch "
                      "cost per op", 30.0, 0.01, 1e4, per="kernel"),
     "host_ops_per_launch": Spec("x host_op_s", "host time per launch for kernels without their own host_ops "
-                                "(derived: median over the fitted kernels)", 3.0, 0.0, 1e3),
+                                "and per op a shape-dependent path adds (fitted where such paths occur, else the median over the "
+                                "fitted kernels)", 3.0, 0.01, 1e3),
     "bytes_in_flight": Spec("bytes", "bytes one program of a row-parallel kernel keeps in flight: its bandwidth "
                             "is this over the device's DRAM latency (Little's law)", 4e3, 1e2, 1e6,
                             per="family", absent=math.inf),

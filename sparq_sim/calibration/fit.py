@@ -26,7 +26,7 @@ from sparq_sim.implementations.published_common import kernel_phases
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
               "issue_per_cycle.eager", "llc_eff.compiled", "llc_eff.triton",
-              "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit")
+              "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch")
 # Not fitted on GPUs: one launch costs the device's launch_s; host issue and device work overlap
 # with p = 4 (between a plain sum, p = 1, and a hard max): fitting either trades it against
 # the host times of the same device, and the trade does not transfer.
@@ -138,7 +138,7 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
     constants = constants_of(result.x)
     res = residuals(result.x)
     per_launch = host_ops_per_launch(measurements, constants)
-    if per_launch is not None:
+    if per_launch is not None and "host_ops_per_launch" not in names:
         constants = constants.with_values(host_ops_per_launch=per_launch)
     at_bound = [n for n, v, a, b in zip(names, result.x, lo, hi) if v - a < 1e-3 or b - v < 1e-3]
     report = {"rows": len(measurements), "devices": sorted(groups), "fitted": names, "fixed": sorted(fixed_values),

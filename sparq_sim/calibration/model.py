@@ -14,7 +14,9 @@ predict another with nothing rescaled. For one call (a list of phases) on a devi
                           and for a row-parallel kernel at least loads / (min(P, U) * clock * row_issue_per_cycle)
         top-k           = ranked elements / (min(rows, U * topk_programs_per_unit) * clock * topk_per_cycle)
         compute         = flops / (peak[dtype] * compute_eff[family])
-    host time           h = host_ops[kernel] * host_op_s    (dispatch of all the call's framework ops)
+    host time           h = (host_ops[kernel] + extra ops * host_ops_per_launch) * host_op_s
+                          (dispatch of the call's framework ops; extra: shape-dependent paths such as
+                          torch.topk's multi-block select)
     time per call       T = sync_s + (h^p + G^p)^(1/p),   G = sum of g over phases
 
 The smooth maximum (exponent p) says the host issues work asynchronously: a call is host-bound
@@ -56,6 +58,7 @@ class CallFeatures:
     scatter_kind: list = None                      # per phase: "" or a kind with its own CPU scattered rate
     topk_rows: np.ndarray = None                   # per phase: rows a top-k pass ranks (one program each)
     repeated: np.ndarray = None                    # per call: timed on the same inputs, no cache flush between
+    extra_ops: np.ndarray = None                   # per phase: host ops beyond the kernel's fitted host_ops
 
 
 def features(calls: list, granularity: int, kernels: list | None = None,
@@ -67,7 +70,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
     here: the K-once step 1 at S = 32k took the same time for r = 4 and r = 24, though r = 4
     touches under half the lines). GPUs have no such prefetcher: only the sectors touched move.
     """
-    call, by, rows, fam, sc, tk, fl, la, sk, tr = [], [], [], [], [], [], [], [], [], []
+    call, by, rows, fam, sc, tk, fl, la, sk, tr, xo = [], [], [], [], [], [], [], [], [], [], []
     for i, phases in enumerate(calls):
         for p in phases:
             b = [0.0, 0.0, 0.0]
@@ -84,6 +87,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
             sc.append(getattr(p, "scattered_loads", 0))
             tk.append(getattr(p, "topk_elements", 0))
             tr.append(getattr(p, "topk_rows", 0))
+            xo.append(getattr(p, "extra_host_ops", 0))
             fl.append(p.flops)
             la.append(p.launches)
     return CallFeatures(np.array(call, dtype=int), len(calls), np.array(by, dtype=float).reshape(-1, 3),
@@ -91,7 +95,8 @@ def features(calls: list, granularity: int, kernels: list | None = None,
                         np.array(fl, dtype=float), np.array(la, dtype=float), list(kernels or []),
                         None if threads is None else np.array(threads, dtype=float), sk,
                         np.array(tr, dtype=float),
-                        np.zeros(len(calls), bool) if repeated is None else np.array(repeated, dtype=bool))
+                        np.zeros(len(calls), bool) if repeated is None else np.array(repeated, dtype=bool),
+                        np.array(xo, dtype=float))
 
 
 def _family_index(f: CallFeatures) -> tuple[list, np.ndarray]:
@@ -198,6 +203,10 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     own = {k: c.value("host_ops", k) for k in names if k and c.has("host_ops", k)}
     per_launch = c.value("host_ops_per_launch") if len(own) < len(names) else 0.0
     host_ops = np.array([own[k] if k in own else n_ops * per_launch for k, n_ops in zip(kernels, ops)])
+    if f.extra_ops is not None and f.extra_ops.any():
+        # shape-dependent paths dispatch more ops than the kernel's fitted constant covers
+        host_ops = host_ops + np.bincount(f.call, weights=f.extra_ops, minlength=f.n_calls) * \
+            c.value("host_ops_per_launch")
     host = host_ops * device.host_op_s.value
     p = c.value("overlap_p")
     T = c.value("sync_s") + (host ** p + G ** p) ** (1.0 / p)

@@ -11,19 +11,29 @@ from __future__ import annotations
 import numpy as np
 
 from sparq_sim.calibration import model, store
+from sparq_sim.errors import UserError
 from sparq_sim.timing.result import PhaseTime, classify
 
 
 class CalibratedTimer:
     name = "calibrated"
 
-    def __init__(self, device, calibration=None, threads: int | None = None, params: dict | None = None):
+    def __init__(self, device, calibration=None, threads: int | None = None, params: dict | None = None,
+                 cuda_graph: bool = False):
         self.device = device
         if params is not None:
             self.params, self.source = dict(params), "given constants"
         else:
             self.params, self.source = store.constants_for(device, calibration)
         self.threads = threads
+        if cuda_graph:
+            # one replayed graph per call: no host dispatch per kernel, each kernel costs the
+            # device's graph_kernel_s instead of a launch
+            if device.graph_kernel_s is None:
+                raise UserError(f"{device.name} has no CUDA graphs (no overheads.graph_kernel_s)")
+            self.params = {**self.params, "host_ops_per_launch": 0.0,
+                           "launch_factor": device.graph_kernel_s.value / device.launch_s.value}
+            self.source += "; replayed as one CUDA graph"
 
     def time_phases(self, phases) -> list[PhaseTime]:
         phases = list(phases)

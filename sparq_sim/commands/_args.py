@@ -74,8 +74,9 @@ def add_impl_arguments(parser, timing: bool = True) -> None:
                         help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
     if timing:
         from sparq_sim.timing import TIMERS
-        parser.add_argument("--timing", default="roofline", metavar="HOW",
-                            help=f"how phases are timed: {', '.join(TIMERS)} (default roofline)")
+        parser.add_argument("--timing", default=None, metavar="HOW",
+                            help=f"how phases are timed: {', '.join(TIMERS)} (default: the implementation's own, "
+                                 "calibrated for gpt-fast, else roofline)")
 
 
 def implementation_from_args(args):

@@ -64,7 +64,7 @@ def run(args) -> int:
     model = _args.model_from_args(args)
     impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
-    timer = get_timer(args.timing, device)
+    timer = get_timer(args.timing or "roofline", device)
     workloads = [Workload.build(model, s, batch=b, compression=compression, kv_dtype=args.kv_dtype,
                                 weight_dtype=args.weight_dtype, store_k=args.store_k,
                                 reallocate=args.reallocate)

@@ -73,7 +73,7 @@ def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) ->
 
     rows, notes = [], []
     for device in devices:
-        timer = get_timer(timing, device)
+        timer = get_timer(timing or "roofline", device)
         for model in models:
             for s in seqs:
                 for b in batches:
@@ -155,7 +155,7 @@ def run(args) -> int:
     write_rows(out, rows)
     from sparq_sim.plots import speedup_heatmap
     speedup_heatmap(heatmap_panels(rows, args.metric), plot,
-                    f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing} timing)")
+                    f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing or 'its default'} timing)")
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0

@@ -19,12 +19,13 @@ class Shape:
     elem: int             # bytes per KV element
     r: int
     k: int
+    layers: int = 1       # layers the instances cover (kernels run once per layer)
 
     @classmethod
     def of(cls, w: Workload) -> "Shape":
         m = w.model
         return cls(w.batch * m.kv_heads * m.layers, w.batch * m.heads * m.layers, w.seq,
-                   m.head_dim, w.kv_bytes, w.r, w.k)
+                   m.head_dim, w.kv_bytes, w.r, w.k, m.layers)
 
     @property
     def row(self) -> int:

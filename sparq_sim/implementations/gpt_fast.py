@@ -1,65 +1,60 @@
-"""gpt-fast style decoding on one GPU: PyTorch compiled with torch.compile, replayed as a CUDA graph.
+"""The published end-to-end GPU setup: sparq-gpt-fast (branch with-sparq), one decoding step.
 
-What is modelled (every constant below is an assumption, basis "assumed", unless said otherwise):
+Composed from the same kernel models the microbenchmark validation checks
+(``published_common``), as the public code runs them:
 
-* The whole decoding step is one CUDA graph, so there is no host launch cost; each kernel still
-  costs ``GRAPH_KERNEL_S`` on the GPU (gap between graph nodes plus ramp-up and tail of a
-  small kernel). ``launches`` is therefore 0 and the kernel cost goes into ``fixed_s``.
-* Weights: the per-layer kernels of gpt-fast's model under inductor (RMSNorm, fused QKV
-  projection, RoPE with the cache write, output projection with the residual, RMSNorm, w1, w3,
-  SiLU-multiply, w2 with the residual), every weight read once per step.
-* gpt-fast sets ``torch._inductor.config.coordinate_descent_tuning``, under which inductor
-  decomposes a batched matmul with a single query row (every decoding attention matmul) into a
-  multiply-and-sum reduction it generates itself. Index (gather) and expand operations feeding
-  such a reduction are fused into it, so gathered rows are read straight from the cache and no
-  gathered copy is written. (The A10G microbenchmark's "sparq-attn-compiled" did not use that
-  setting; its matmuls went to cuBLAS with materialised gathers, hence its lower speedup.)
-* Dense attention: gpt-fast forces the "math" scaled-dot-product attention while decoding so
-  that inductor generates it: q.K^T (scores written), masked softmax (scores read
-  ``SOFTMAX_READS`` times, probabilities written), probabilities.V. The KV cache is assumed sized
-  to the sequence (gpt-fast reads its whole preallocated cache: size it to S). Under GQA the
-  ``repeat_interleave`` of K and V is fused into the reductions and the query heads of a group,
-  running together, share their KV reads in L2: KV is read once per KV head.
-* SparQ attention (K stored twice, running value mean, as the SparQ paper's PyTorch code): top-r
-  of |q| and tau; the r component-major runs of K_t read by the step-1 reduction (scores
-  written); scaled softmax; top-k of the approximate scores with ``torch.topk`` (a radix select
-  that reads the score row ``TOPK_PASSES`` times in ``TOPK_KERNELS`` kernels, indices written);
-  k rows of K gathered by the step-2 reduction; softmax; k rows of V gathered by the value
-  reduction; alpha and the lerp with the value mean; the running mean updated; the new key also
-  written into the component-major copy. Under GQA the approximate scores of a group are summed
-  (one more kernel) before the top-k.
-* Index tensors are int64 (8 bytes per index).
-* Scores and probabilities are kept in the KV dtype (inductor keeps the input dtype).
+* ``benchmark.py`` compiles the decoding forward with ``torch.compile(mode="reduce-overhead",
+  fullgraph=True)``: every token replays one CUDA graph, so no kernel pays host dispatch; each
+  kernel costs the device's ``graph_kernel_s`` instead of a launch. The timed loop runs 50
+  forwards and checks ``torch.any(torch.isnan(logits))`` after each, a device-to-host sync per
+  token: one synchronisation (``sync_s``) per step.
+* Dense decoding runs under ``sdpa_kernel(SDPBackend.MATH)``: inductor's math attention, q.K^T,
+  masked softmax, probabilities.V, i.e. the measured ``attn-compiled`` kernel, over a KV cache of
+  ``max_seq_length = find_multiple(S + 1, 8)`` positions (``model.py``: the whole preallocated
+  cache is read, masked).
+* SparQ (``sparq.py``: ``sparq_attn``, K stored twice, running value mean, unsorted top-k) is the
+  measured ``sparq-attn-compiled`` kernel: the same function under torch.compile.
+* ``kv_cache.py`` / ``DoubleKVCache.update``: K, V and the component-major K_t are written at
+  the new position every step (three index_put kernels in the graph).
+* Per layer (``model.py``): RMSNorm, fused wqkv, rotary embedding of q and k, wo, RMSNorm, w1,
+  w3, SiLU-multiply, w2 and the residual adds, every weight read once; then the final norm and
+  the output projection. Batch 1, bf16 weights and cache in the published runs.
+
+The calibrated timer times the composition (``--timing calibrated``, its default here), with the
+GPU constants and the device's own physics.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base
-from sparq_sim.traffic import STREAM, Access, Phase
+from sparq_sim.implementations.published_common import kernel_phases, per_layer_launches
+from sparq_sim.traffic import Phase
 from sparq_sim.workload import Workload
 
-GRAPH_KERNEL_S = 2.5e-6        # assumed: per-kernel cost inside a CUDA graph replay
-WEIGHT_KERNELS_PER_LAYER = 9   # assumed: gpt-fast's layer under inductor (list in the docstring)
-STEP_KERNELS = 4               # assumed: embedding, final norm, lm-head, sampling
-SOFTMAX_READS = 2              # assumed: a softmax over a long row reads it twice (max and sum, then normalise)
-APPEND_KERNELS = 1             # index_put of the new K and V (fused by inductor)
-TOPK_PASSES = 5                # assumed: radix select over 16/32-bit keys plus the final selection pass
-TOPK_KERNELS = 4               # assumed: kernels per torch.topk call on long rows
-INDEX_BYTES = 8                # int64 indices
-SCORE_OPS = 5                  # per score beyond the dot product (scale, max, exp, sum, compare)
+WEIGHT_KERNELS_PER_LAYER = 10   # read from model.py (list in the docstring), inductor fusing norms into neighbours
+STEP_KERNELS = 3                # embedding, final norm, output projection
+CACHE_KERNELS_PER_LAYER = {"once": 2, "twice": 3}   # index_put of K, V (and K_t)
+DENSE_KERNEL = "attn-compiled"
+SPARQ_KERNELS = {"twice": "sparq-attn-compiled", "once": "sparq-attn-compiled-oneK"}
 
 
-def _kernels(n: int) -> float:
-    return n * GRAPH_KERNEL_S
+def cache_positions(seq: int) -> int:
+    """gpt-fast's cache length for a prompt of `seq` tokens: find_multiple(seq + 1, 8)."""
+    n = seq + 1
+    return n if n % 8 == 0 else n + 8 - n % 8
 
 
 class GptFast:
     name = "gpt-fast"
-    description = ("compiled PyTorch on one GPU (gpt-fast style): CUDA graph, gathers fused into "
-                   "inductor reductions, torch.topk, K stored twice, running value mean")
+    description = ("sparq-gpt-fast on one GPU: one CUDA graph per token, dense under SDPA math (attn-compiled), "
+                   "SparQ as sparq-attn-compiled, K stored twice, running value mean; calibrated kernels")
+    default_timing = "calibrated"
+    cuda_graph = True
 
-    def _check(self, device):
+    def check_device(self, device) -> None:
         if device is not None and device.kind != "gpu":
             raise UserError(f"implementation gpt-fast models a GPU; {device.name} is a {device.kind} "
                             "(use --impl llama.cpp for CPUs)")
@@ -70,67 +65,28 @@ class GptFast:
                             "--threads applies to CPU implementations")
         return self
 
+    def kernel_labels(self, w: Workload) -> tuple[str, str]:
+        return DENSE_KERNEL, SPARQ_KERNELS[w.store_k]
+
     def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
-        self._check(device)
-        s = base.Shape.of(w)
-        L, e = w.model.layers, s.elem
-        nq = s.q_instances
-
-        def rows(n: int, length: int, what: str, write: bool = False) -> Access:
-            """n rows of `length` elements (scores, probabilities) per query or KV head."""
-            return Access(STREAM, n, length * e, write=write, what=what)
-
-        def softmax(name: str, n: int, length: int) -> Phase:
-            return Phase(name, (rows(n * SOFTMAX_READS, length, "scores"), rows(n, length, "probs", True)),
-                         flops=float(SCORE_OPS * length * n), fixed_s=_kernels(L))
-
+        self.check_device(device)
+        layers = w.model.layers
+        # the dense step reads the whole preallocated cache (masked); SparQ ranks it all as well
+        cache = replace(w, seq=cache_positions(w.seq), k=min(w.k, cache_positions(w.seq)))
         if method == "dense":
-            return [
-                Phase("scores", (base.read_q(s), base.stream_all(s, "K"), rows(nq, s.seq, "scores", True)),
-                      flops=2.0 * s.head_dim * s.seq * nq, fixed_s=_kernels(L)),
-                softmax("softmax", nq, s.seq),
-                Phase("values", (rows(nq, s.seq, "probs"), base.stream_all(s, "V"), base.write_out(s)),
-                      flops=2.0 * s.head_dim * s.seq * nq, fixed_s=_kernels(L)),
-                Phase("kv_append", base.cache_append(s, "once").accesses,
-                      fixed_s=_kernels(APPEND_KERNELS * L), in_formula=False),
-            ]
-        if method != "sparq":
+            label, store_k = DENSE_KERNEL, "once"
+        elif method == "sparq":
+            label, store_k = SPARQ_KERNELS[w.store_k], w.store_k
+        else:
             raise ValueError(f"unknown method {method!r}")
-        g = w.model.group
-        idx_k = Access(STREAM, s.kv_instances, s.k * INDEX_BYTES, what="i2")
-        topk = [rows(s.kv_instances * TOPK_PASSES, s.seq, "s_hat (top-k passes)"),
-                Access(STREAM, s.kv_instances, s.k * INDEX_BYTES, write=True, what="i2")]
-        if g > 1:
-            topk = [rows(nq, s.seq, "s_hat"), rows(s.kv_instances, s.seq, "s_hat group sum", True)] + topk
-        values = [idx_k, base.gather_rows(s, "V"), rows(nq, s.k, "probs"), base.write_out(s)]
-        if w.reallocate:
-            values += [*base.value_mean(s), Access(STREAM, nq, s.row, what="out"),
-                       Access(STREAM, nq, s.row, write=True, what="out (lerp)"),
-                       Access(STREAM, s.kv_instances, s.row, what="new v (running mean)")]
-        return [
-            Phase("top_r", (base.read_q(s), Access(STREAM, s.kv_instances, s.r * INDEX_BYTES, write=True,
-                                                   what="i1")),
-                  flops=float(2 * s.head_dim * nq), fixed_s=_kernels(2 * L)),
-            Phase("step1", (base.read_q(s), base.step1_keys(s, w.store_k), rows(nq, s.seq, "scores", True)),
-                  flops=2.0 * s.r * s.seq * nq, fixed_s=_kernels(L)),
-            softmax("step1_softmax", nq, s.seq),
-            Phase("top_k", tuple(topk), flops=float(TOPK_PASSES * s.seq * s.kv_instances),
-                  fixed_s=_kernels((TOPK_KERNELS + (1 if g > 1 else 0)) * L)),
-            Phase("step2_keys", (base.read_q(s), idx_k, base.gather_rows(s, "K"), rows(nq, s.k, "scores", True)),
-                  flops=2.0 * s.head_dim * s.k * nq, fixed_s=_kernels(L)),
-            softmax("step2_softmax", nq, s.k),
-            Phase("step2_values", tuple(values), flops=2.0 * s.head_dim * s.k * nq,
-                  fixed_s=_kernels((3 if w.reallocate else 1) * L)),
-            Phase("kv_append", base.cache_append(s, w.store_k).accesses,
-                  fixed_s=_kernels((APPEND_KERNELS + (w.store_k == "twice")) * L), in_formula=False),
-        ]
+        phases = [per_layer_launches(p, layers) for p in kernel_phases(label, cache)]
+        append = base.cache_append(base.Shape.of(w), store_k)
+        return phases + [replace(append, launches=CACHE_KERNELS_PER_LAYER[store_k] * layers)]
 
     def other_phases(self, w: Workload, device=None) -> list[Phase]:
-        self._check(device)
+        self.check_device(device)
         weights = base.weights_phase(w)
-        layers = w.model.layers
-        return [Phase(weights.name, weights.accesses, flops=weights.flops, flop_dtype=weights.flop_dtype,
-                      fixed_s=_kernels(WEIGHT_KERNELS_PER_LAYER * layers + STEP_KERNELS), part="other")]
+        return [replace(weights, launches=WEIGHT_KERNELS_PER_LAYER * w.model.layers + STEP_KERNELS)]
 
 
 IMPLEMENTATION = GptFast()

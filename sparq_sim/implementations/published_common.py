@@ -42,6 +42,7 @@ class KernelPhase(Phase):
     rows: int = 0               # parallel programs of a row-parallel fused kernel (0: not limited)
     topk_elements: int = 0      # elements ranked by a top-k pass
     topk_rows: int = 0          # rows that pass ranks, one program each
+    extra_host_ops: int = 0     # host-dispatched ops beyond the kernel's usual ones (shape-dependent paths)
     scattered_loads: int = 0    # element loads at unrelated addresses
     scatter_kind: str = ""      # CPU rate of its own: "lastdim" (r elements of each K row), "rows" (whole rows)
 
@@ -115,6 +116,44 @@ def _step1_reads(s: base.Shape, store_k: str) -> tuple[Access, int]:
     return base.step1_keys(s, "once"), s.kv_instances * s.seq * s.r
 
 
+# torch.topk on CUDA (aten/src/ATen/native/cuda/TensorTopK.cu, PyTorch 2.x with CUB scan-by-key):
+# few long rows go to a multi-block radix select over the whole GPU, the rest run one block per row.
+MULTIBLOCK_MIN_SIZE = ((20, 20000), (40, 10000), (80, 8000), (199, 5000), (799, 3000), (4000, 800))
+MULTIBLOCK_RADIX_BITS = 8
+
+
+def topk_is_multiblock(slices: int, size: int) -> bool:
+    """TensorTopK.cu's should_use_multiblock(num_slices, slice_size)."""
+    for most, min_size in MULTIBLOCK_MIN_SIZE:
+        if slices <= most:
+            return size >= min_size
+    return size >= 400
+
+
+def torch_topk(s: base.Shape, family: str, extra_launches: int = 0) -> KernelPhase:
+    """torch.topk of the k largest approximate scores of each KV head's row of S.
+
+    One block per row (sbtopk): its radix select walks the row in the block's own cache; the
+    rows' programs bound it (topk_elements, topk_rows). Multi-block (mbtopk): the row is split
+    over blocks across the GPU; per 8-bit digit a counting kernel reads the scores and a scan
+    kernel updates the prefix, then a gather pass reads them once more: 16-bit scores take
+    2 digit passes + 1 gather = 3 reads and about 10 kernels.
+    """
+    scores = s.kv_instances * s.seq * s.elem
+    indices = _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)
+    layers_rows = s.kv_instances
+    per_layer_rows = layers_rows // max(1, s.layers)
+    if topk_is_multiblock(per_layer_rows, s.seq):
+        passes = -(-8 * s.elem // MULTIBLOCK_RADIX_BITS)
+        launches = 2 * passes + 6
+        # each of these kernels is dispatched by the host: the path costs host time the
+        # single-block path does not
+        return _ph("top_k", [_stream(passes + 1, scores, "s_hat (radix passes)"), indices], family,
+                   launches + extra_launches, extra_host_ops=(launches - 1) * max(1, s.layers))
+    return _ph("top_k", [_stream(1, scores, "s_hat"), indices], family, 1 + extra_launches,
+               topk_elements=s.kv_instances * s.seq, topk_rows=s.kv_instances)
+
+
 def _query_setup(s: base.Shape, family: str, launches: int) -> KernelPhase:
     """top-r of |q| (summed over a group), gathers of q's components, tau: small tensors, many ops."""
     return _ph("top_r", [base.read_q(s), _stream(s.q_instances, s.r * 4 * s.elem, "q_hat,|q| sums", True)],
@@ -144,8 +183,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
             flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
             1 if few else 5),
-        _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
-            family, 1 if few else 2, topk_elements=s.kv_instances * S, topk_rows=s.kv_instances),
+        torch_topk(s, family, 0 if few else 1),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], family, 1 if few else 2),
         _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
             family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
@@ -178,8 +216,7 @@ def sparq_triton(w: Workload, family: str = "triton") -> list[Phase]:
         _ph("step1", [step1, _stream(1, scores, "scores", True)], family, 1, rows=s.kv_instances,
             scattered_loads=scattered, flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], "eager", 2),
-        _ph("top_k", [_stream(1, scores, "s_hat"), _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)],
-            "eager", 2, topk_elements=s.kv_instances * S, topk_rows=s.kv_instances),
+        torch_topk(s, "eager", 1),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], "eager", 2),
         _ph("step2_keys", [base.gather_rows(s, "K"), _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
             rows=s.kv_instances, flops=2.0 * s.head_dim * s.k * s.q_instances),
@@ -301,14 +338,15 @@ class PublishedImplementation:
         phases = kernel_phases(label, w)
         if layers > 1:
             # Builders already count every layer's bytes (Shape covers all layers); launches are per layer.
-            phases = [_per_layer_launches(p, layers) for p in phases]
+            phases = [per_layer_launches(p, layers) for p in phases]
         return phases + [base.cache_append(base.Shape.of(w), w.store_k if method == "sparq" else "once")]
 
     def other_phases(self, w: Workload, device=None) -> list[Phase]:
         return [base.weights_phase(w)]
 
 
-def _per_layer_launches(p: Phase, layers: int) -> Phase:
+def per_layer_launches(p: Phase, layers: int) -> Phase:
+    """A kernel built for all layers' bytes, launched once per layer (its programs are one layer's rows)."""
     from dataclasses import replace
     if isinstance(p, KernelPhase) and (p.rows or p.topk_rows):
         # a layer's kernel runs the programs of one layer's rows

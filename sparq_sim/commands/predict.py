@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
     _args.add_sparq_arguments(parser, seq_required=False)
     from sparq_sim.request import add_request_arguments
     add_request_arguments(parser)
+    from sparq_sim.batch import add_batch_arguments
+    add_batch_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
@@ -26,6 +28,14 @@ def run(args) -> int:
 
     args.seq = args.seq if args.seq is not None else args.prompt
     device = load_device(args.hw)
+    if args.seqs is not None:
+        from sparq_sim import batch
+        mixed = batch.mixed_from_args(args, device, _args.implementation_from_args(args))
+        if args.format == "json":
+            _args.print_json({"hardware": device.name, "mixed_batch": mixed.to_dict()})
+        else:
+            print(batch.format_mixed(mixed, device, _args.model_from_args(args)))
+        return 0
     request = request_from_args(args, device, _args.implementation_from_args(args))
     workload = _args.workload_from_args(args)
     result = predict(workload, device, implementation=_args.implementation_from_args(args), timing=args.timing)

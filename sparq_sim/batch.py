@@ -192,9 +192,11 @@ class StepTime:
 def mixed_step(device, model: ModelConfig, seqs, method: str, *, compression: float | None = None,
                r: int | None = None, k: int | None = None, kv_dtype: str = "float16",
                weight_dtype: str = "float16", store_k: str = "twice", reallocate: bool = True,
-               implementation="ideal", timer=None, timing: str = "roofline") -> StepTime:
-    """Step time of the batch `seqs` (one length per sequence) for `method` on `device`."""
+               implementation="ideal", timer=None, timing: str = "roofline", tp: int = 1) -> StepTime:
+    """Step time of the batch `seqs` (one length per sequence) for `method` on `device`; with
+    `tp` > 1 on one of tp devices holding its share of the model, plus the step's all-reduces."""
     from sparq_sim.implementations import get_implementation
+    from sparq_sim.parallel import communication_time, shard_model
     from sparq_sim.timing import get_timer
 
     seqs = [int(s) for s in seqs]
@@ -203,6 +205,8 @@ def mixed_step(device, model: ModelConfig, seqs, method: str, *, compression: fl
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
     timer = timer or get_timer(timing, device)
     storage = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k, reallocate=reallocate)
+    full, model = model, shard_model(model, tp)
+    comm = communication_time(device, full, tp, len(seqs))
     busy: dict = {}
     launches: dict = {}
     for s, count in sorted(Counter(seqs).items()):
@@ -215,7 +219,7 @@ def mixed_step(device, model: ModelConfig, seqs, method: str, *, compression: fl
     whole = Workload.build(model, max(seqs), batch=len(seqs), r=r, k=None if k is None else min(k, max(seqs)),
                            compression=compression, **storage)
     other = sum(ph.time_s for ph in timer.time_phases(impl.other_phases(whole, device)))
-    return StepTime(sum(phases.values()), other, 0.0, phases)
+    return StepTime(sum(phases.values()), other, comm, phases)
 
 
 # ---------------------------------------------------------------- report

@@ -115,12 +115,14 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
                     r: int | None = None, k: int | None = None, compression: float | None = None,
                     local_window: int = 0, kv_dtype: str = "float16", weight_dtype: str = "float16",
                     store_k: str = "twice", reallocate: bool = True, implementation="ideal",
-                    timing: str = "roofline", points: int = DEFAULT_POINTS) -> RequestPrediction:
+                    timing: str = "roofline", points: int = DEFAULT_POINTS, tp: int = 1) -> RequestPrediction:
     """TTFT, TPOT (mean, p99), total time and tokens/s of `batch` equal requests, dense and SparQ.
 
     r and k follow ``Workload.build`` at every S: given values stay fixed (k capped at S),
-    missing ones follow the compression (k = S*C/2 grows with the sequence).
+    missing ones follow the compression (k = S*C/2 grows with the sequence). With `tp` > 1 the
+    model is split over tp devices (``sparq_sim.parallel``) and every pass pays its all-reduces.
     """
+    from sparq_sim.parallel import communication_time, shard_model
     from sparq_sim.implementations import get_implementation
     from sparq_sim.predict import predict_method
     from sparq_sim.timing import get_timer
@@ -132,6 +134,8 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
     timer = get_timer(timing, device)
     storage = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k)
+    full, model = model, shard_model(model, tp)
+    step_comm = communication_time(device, full, tp, batch)
     cache: dict = {}
 
     def step(seq: int, method: str) -> float:
@@ -140,13 +144,14 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
                                compression=compression, reallocate=reallocate, **storage)
             if local_window:
                 w = replace(w, local_window=min(local_window, w.k))
-            cache[(seq, method)] = predict_method(w, method, impl, timer).step.time_s
+            cache[(seq, method)] = predict_method(w, method, impl, timer).step.time_s + step_comm
         return cache[(seq, method)]
 
     first, last = decode_seqs(prompt, generate)
     out, xs = {}, []
     for method in METHODS:
-        pre = prefill(device, model, prompt, batch, method=method, **storage)
+        pre = prefill(device, model, prompt, batch, method=method,
+                      extra_s=communication_time(device, full, tp, prompt * batch), **storage)
         xs, steps = integrate_steps(lambda s: step(s, method), first, last, points)
         out[method] = summarise(pre.time_s, steps, generate, pre)
     cross = crossover_seq(lambda s: step(s, "sparq") < step(s, "dense"), 1, max(last, 1 << 20))

@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reserve", metavar="FRACTION",
                         help="fraction of device memory kept for activations, workspace and the "
                              "framework (default 0.10)")
+    parser.add_argument("--tp", default="1", metavar="N|auto",
+                        help="tensor parallelism: split weights and KV heads over N devices joined by "
+                             "the hardware file's [link] (auto: the smallest N at which one sequence fits)")
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
@@ -56,10 +59,12 @@ def run(args) -> int:
     kv_dtype, weight_dtype = dtypes.canonical(args.kv_dtype), dtypes.canonical(args.weight_dtype)
     impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
+    from sparq_sim.parallel import parse_tp
+    tp = parse_tp(args.tp)
     result = capacity.plan(device, model, seq, compressions=parse_compressions(args.compression),
                            kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
                            reallocate=args.reallocate, implementation=impl, timing=args.timing,
-                           reserve_fraction=reserve)
+                           reserve_fraction=reserve, tp=tp)
     if args.plot is not None:
         from sparq_sim.plots import tokens_vs_batch_chart
         tokens_vs_batch_chart(result.curves, {"dense": result.dense.max_batch, "SparQ": result.sparq.max_batch},
@@ -92,6 +97,12 @@ def format_plan(p) -> str:
         f"left for KV caches {format_bytes(max(free, 0))}",
         "",
     ]
+    if p.tp > 1:
+        from sparq_sim.parallel import device_link
+        link = device_link(d)
+        lines[1:1] = [f"tensor parallel over {p.tp} devices ({link.technology}, "
+                      f"{format_bytes(link.bandwidth_Bps.value)}/s per direction): memory figures are per "
+                      f"device, tokens/s for the group ({p.tp} GPUs)"]
     cols = [p.dense] + list(p.sparq_variants)
     header = [""] + ["dense"] + [f"SparQ {_fraction(v.compression)} (r={v.r}, k={v.k})" if v.r
                                  else f"SparQ {_fraction(v.compression)}" for v in p.sparq_variants]

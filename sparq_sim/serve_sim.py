@@ -460,6 +460,12 @@ def serve_sim(config: ServeConfig, rate: float | None, progress: bool = False) -
     return out
 
 
+def serve_point(task) -> dict:
+    """One (config, rate) of a grid of rates: {"rate_per_s", "dense", "sparq"} (for worker processes)."""
+    config, rate = task
+    return {"rate_per_s": rate, **serve_sim(config, rate)}
+
+
 def _progress_bar(total: float, method: str):
     """A tqdm bar on stderr in simulated seconds; silent when stderr is not a terminal."""
     from tqdm import tqdm

@@ -21,7 +21,8 @@ ROWS = (("ttft_p50_s", "TTFT p50", "s"), ("ttft_p99_s", "TTFT p99", "s"), ("tpot
 
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
-    parser.add_argument("--rate", help="arrival rate in requests/s (Poisson)")
+    parser.add_argument("--rate", help="arrival rate in requests/s (Poisson); a list (1,2,4) runs one "
+                                       "simulation per rate, in parallel (--workers, --cluster)")
     parser.add_argument("--prompt", help="prompt length of every request, e.g. 8k")
     parser.add_argument("--generate", help="tokens generated per request, e.g. 256")
     parser.add_argument("--lengths", metavar="FILE.csv",
@@ -34,6 +35,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-batch", dest="max_batch", help="cap on the decode batch (default: KV memory only)")
     parser.add_argument("--ttft-slo", default="2s", help="TTFT target for goodput (default 2s)")
     parser.add_argument("--tpot-slo", default="50ms", help="TPOT target for goodput (default 50ms)")
+    parser.add_argument("--out", metavar="FILE.csv|FILE.json", help="also write one row per rate and method")
+    from sparq_sim.commands.sweep import add_parallel_arguments
+    add_parallel_arguments(parser)
     add_storage = _args.add_storage_arguments
     add_storage(parser.add_argument_group("storage"))
     _args.add_model_arguments(parser)
@@ -89,17 +93,63 @@ def parse_rates(text, lengths) -> list:
 
 
 def run(args) -> int:
+    from sparq_sim.executors import map_points, parse_workers
     from sparq_sim.hardware import load_device
-    from sparq_sim.serve_sim import serve_sim
+    from sparq_sim.serve_sim import serve_point, serve_sim
 
+    out = None
+    if args.out is not None:
+        from sparq_sim.plots import check_output_path
+        out = check_output_path(args.out, (".csv", ".json"))
     config, rates = config_from_args(args)
+    workers = parse_workers(args.workers)
     load_device(config.hw)
-    result = serve_sim(config, rates[0], progress=True)
-    if args.format == "json":
-        _args.print_json(result)
+    if len(rates) == 1 and not args.cluster:
+        results = [{"rate_per_s": rates[0], **serve_sim(config, rates[0], progress=True)}]
     else:
-        print(format_result(config, rates[0], result))
+        results = map_points(serve_point, [(config, r) for r in rates], workers=workers, cluster=args.cluster,
+                             desc="serve-sim rates")
+    if out is not None:
+        from sparq_sim.commands.sweep import write_rows
+        write_rows(out, result_rows(results))
+    if args.format == "json":
+        _args.print_json({k: v for k, v in results[0].items() if k != "rate_per_s"} if len(results) == 1
+                         else results)
+    elif len(results) == 1:
+        print(format_result(config, rates[0], results[0]))
+    else:
+        print(format_grid(config, results))
+    if out is not None and args.format != "json":
+        print(f"\n{2 * len(results)} rows written to {out}")
     return 0
+
+
+def result_rows(results) -> list[dict]:
+    """One flat row per rate and method."""
+    rows = []
+    for r in results:
+        for method in ("dense", "sparq"):
+            m = r[method]
+            row = {"rate_per_s": r["rate_per_s"], "method": method}
+            row.update({k: ("" if v is None else v) for k, v in m.items() if not isinstance(v, dict)})
+            row.update({f"queue_at_{k}": v for k, v in m["queue_at"].items()})
+            rows.append(row)
+    return rows
+
+
+def format_grid(config, results) -> str:
+    from sparq_sim.units import format_seconds
+    rows = []
+    for r in results:
+        for method in ("dense", "sparq"):
+            m = r[method]
+            rows.append([f"{r['rate_per_s']:g}", method, format_seconds(m["ttft_p99_s"]) if m["ttft_p99_s"] else "-",
+                         format_seconds(m["tpot_p99_s"]) if m["tpot_p99_s"] else "-",
+                         f"{m['throughput_tokens_per_s']:.1f}", f"{m['goodput_requests_per_s']:.2f}",
+                         f"{m['mean_in_system']:.1f}", str(m["queue_at"]["1"])])
+    return (f"{config.model.name} on {config.hw}: {config.duration_s:g} simulated s per rate, seed {config.seed}\n\n"
+            + _args.render_table(rows, ["rate/s", "method", "TTFT p99", "TPOT p99", "tokens/s", "goodput/s",
+                                        "in system", "queue at end"]))
 
 
 def format_result(config, rate, result) -> str:

@@ -92,6 +92,11 @@ def step_allreduce_bytes(model: ModelConfig, tokens: int) -> float:
     return tokens * model.d_model * ACTIVATION_BYTES
 
 
+def step_communication_bytes(model: ModelConfig, tp: int, tokens: int) -> float:
+    """Bytes each device sends in one forward pass of `tokens` tokens: 2 all-reduces per layer."""
+    return ALLREDUCES_PER_LAYER * model.layers * allreduce_bytes(step_allreduce_bytes(model, tokens), tp)
+
+
 def communication_time(device, model: ModelConfig, tp: int, tokens: int) -> float:
     """All-reduce time of one forward pass of `tokens` tokens: 2 per layer."""
     if tp == 1:

@@ -263,7 +263,8 @@ def latency_target_chart(target, path, title: str) -> dict:
         xs = [p.tokens_per_s_per_user for p in front]
         ys = [p.tokens_per_s_per_gpu for p in front]
         name = "dense" if method == "dense" else "SparQ"
-        ax.plot(xs, ys, "o-", ms=3, color=colour, label=f"{name} (Pareto front over batch, compression, TP)")
+        over = "batch and TP" if method == "dense" else "batch, compression and TP"
+        ax.plot(xs, ys, "o-", ms=3, color=colour, label=f"{name} (Pareto front over {over})")
         series[name] = {"tokens_per_s_per_user": xs, "tokens_per_s_per_gpu": ys}
         best = target.best[method]
         if best is not None:

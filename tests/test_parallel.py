@@ -53,6 +53,7 @@ def test_ring_allreduce_bytes_and_time_by_hand():
     n = parallel.step_allreduce_bytes(m, 16)               # batch 16 x d_model 8192 x 2 bytes
     assert n == 16 * 8192 * 2 == 262_144
     assert parallel.allreduce_bytes(n, 8) == 2 * 7 / 8 * 262_144 == 458_752
+    assert parallel.step_communication_bytes(m, 8, 16) == 2 * 80 * 458_752 == 73_400_320
     link = parallel.device_link(load_device("h100"))
     one = 2 * 7 * 1e-6 + 458_752 / 450e9
     assert parallel.allreduce_time(link, 8, n) == pytest.approx(one)

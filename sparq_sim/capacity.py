@@ -11,6 +11,10 @@ Formulas (docs/planning.md):
   framework (CUDA context, allocator fragmentation) or the operating system. Assumed, not measured.
 * max batch = floor((capacity - weights - reserve) / KV bytes per sequence); 0 if not even one
   sequence fits.
+* Tensor parallelism over N devices (``sparq_sim.parallel``): each device holds 1/N of the
+  weights and of the KV heads (at least one), so the sums above are per device; a step pays
+  2 all-reduces per layer over the link. ``tp="auto"`` takes the smallest N the model allows
+  (1, 2, 4, 8 ...) at which one sequence fits for both methods.
 * Best configuration: the batch (powers of two up to the max batch, and the max batch itself) and
   the SparQ compression (``COMPRESSION_GRID`` unless given) with the most tokens/s.
 """
@@ -111,6 +115,7 @@ class Plan:
     dense_best: dict | None
     curves: dict = field(default_factory=dict)  # label -> (batches, tokens/s) for the plot
     notes: tuple[str, ...] = ()
+    tp: int = 1                                 # devices the model is split over (sums are per device)
 
     def to_dict(self) -> dict:
         return {
@@ -122,25 +127,39 @@ class Plan:
             "sparq": self.sparq.to_dict(),
             "sparq_variants": [v.to_dict() for v in self.sparq_variants],
             "best": self.best, "notes": list(self.notes),
+            "tp": self.tp,
+            "per_device": {"capacity_bytes": self.capacity_bytes, "weights_bytes": self.weights_bytes,
+                           "reserve_bytes": self.reserve_bytes,
+                           "kv_bytes_dense_at_max_batch": self.dense.max_batch * self.dense.kv_bytes_per_sequence,
+                           "kv_bytes_sparq_at_max_batch": self.sparq.max_batch * self.sparq.kv_bytes_per_sequence},
         }
 
 
 def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: str = "float16",
          weight_dtype: str = "float16", store_k: str = "twice", reallocate: bool = True,
          implementation="ideal", timing: str | None = None,
-         reserve_fraction: float = RESERVE_FRACTION) -> Plan:
-    """Memory, max batch and tokens/s for dense and SparQ, and the best batch and compression."""
+         reserve_fraction: float = RESERVE_FRACTION, tp: int | str = 1) -> Plan:
+    """Memory, max batch and tokens/s for dense and SparQ, and the best batch and compression.
+
+    With `tp` > 1 the memory figures are one device's and tokens/s is the whole group's.
+    """
     from sparq_sim.implementations import get_implementation
+    from sparq_sim.parallel import communication_time, shard_model
     from sparq_sim.predict import predict
-    from sparq_sim.timing import get_timer
+    from sparq_sim.timing import timer_for
+
+    if tp == "auto":
+        tp = smallest_tp(device, model, seq, kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k,
+                         reallocate=reallocate, reserve_fraction=reserve_fraction)
+    full, model = model, shard_model(model, tp)
+    if tp > 1:
+        communication_time(device, full, tp, 1)     # the device must have a link
 
     compressions = tuple(compressions) if compressions else (DEFAULT_COMPRESSION,)
     search = tuple(compressions) if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) \
         else COMPRESSION_GRID
     impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
-    timing = timing or getattr(impl, "default_timing", "roofline")
-    timer = get_timer(timing, device, **({"cuda_graph": True} if timing == "calibrated"
-                                         and getattr(impl, "cuda_graph", False) else {}))
+    timer = timer_for(impl, timing, device)
     capacity = device.capacity_bytes.value
     weights = weights_bytes(model, weight_dtype)
     reserve = reserve_fraction * capacity
@@ -160,8 +179,11 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
             cache[key] = predict(w, device, impl, timer=timer)
         return cache[key]
 
+    def step_s(p, method):
+        return getattr(p, method).step.time_s + communication_time(device, full, tp, p.workload.batch)
+
     def rate(p, method):
-        t = getattr(p, method).step.time_s
+        t = step_s(p, method)
         return p.workload.batch / t if t > 0 else 0.0
 
     def method_plan(method, c):
@@ -171,7 +193,7 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
         return MethodPlan(method, c, w.r if (w and c is not None) else None,
                           w.k if (w and c is not None) else None,
                           kv_bytes_per_token(model, kv_dtype, method, store_k), per_seq(method), limit,
-                          rate(p, method) if p else 0.0, getattr(p, method).step.time_s if p else None)
+                          rate(p, method) if p else 0.0, step_s(p, method) if p else None)
 
     dense = method_plan("dense", None)
     variants = tuple(method_plan("sparq", c) for c in compressions)
@@ -199,8 +221,26 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
                 w = run(b, c).workload
                 best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k,
                         "tokens_per_s": t}
-    return Plan(device, model, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
-                dense, variants[0], variants, best, dense_best, curves, tuple(notes))
+    return Plan(device, full, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
+                dense, variants[0], variants, best, dense_best, curves, tuple(notes), tp)
+
+
+def smallest_tp(device, model: ModelConfig, seq: int, *, kv_dtype="float16", weight_dtype="float16",
+                store_k="twice", reallocate=True, reserve_fraction=RESERVE_FRACTION) -> int:
+    """The smallest tensor-parallel degree at which one sequence of `seq` fits for both methods."""
+    from sparq_sim.errors import UserError
+    from sparq_sim.parallel import shard_model, tp_choices
+    capacity = device.capacity_bytes.value
+    for n in tp_choices(model):
+        m = shard_model(model, n)
+        fits = all(max_batch(capacity, weights_bytes(m, weight_dtype), reserve_fraction * capacity,
+                             kv_bytes_per_token(m, kv_dtype, method, store_k) * seq
+                             + state_bytes_per_sequence(m, method, reallocate)) >= 1
+                   for method in ("dense", "sparq"))
+        if fits:
+            return n
+    raise UserError(f"{model.name} at S = {seq} does not fit on {device.name} at any tensor-parallel "
+                    f"degree up to {tp_choices(model)[-1]}")
 
 
 def _fraction(c: float) -> str:

@@ -57,6 +57,9 @@ PRESETS = {
     # https://huggingface.co/meta-llama/Meta-Llama-3-8B/blob/main/config.json; 8,030,261,248 parameters
     "llama-3-8b": ModelConfig("llama-3-8b", layers=32, heads=32, kv_heads=8, head_dim=128,
                               d_model=4096, params=8.030e9),
+    # https://huggingface.co/meta-llama/Meta-Llama-3-70B/blob/main/config.json; 70,553,706,496 parameters
+    "llama-3-70b": ModelConfig("llama-3-70b", layers=80, heads=64, kv_heads=8, head_dim=128,
+                               d_model=8192, params=70.554e9),
     # https://huggingface.co/mistralai/Mistral-7B-v0.1/blob/main/config.json; 7,241,732,096 parameters
     "mistral-7b": ModelConfig("mistral-7b", layers=32, heads=32, kv_heads=8, head_dim=128,
                               d_model=4096, params=7.242e9),

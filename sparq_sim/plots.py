@@ -243,3 +243,59 @@ def speedup_heatmap(panels: dict, path, title: str) -> dict:
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
     return series
+
+
+def latency_target_chart(target, path, title: str) -> dict:
+    """Tokens/s per GPU against tokens/s per user: every configuration (faint), each method's
+    Pareto front (line), the TPOT target (vertical line at 1 / TPOT) and the best point within
+    the targets (star). `target` is a ``sparq_sim.slo.TargetPlan``."""
+    fig = new_figure(8.5, 5.8)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = {"dense": "tab:blue", "sparq": "tab:orange"}
+    series = {}
+    for method, colour in colours.items():
+        pts = [p for p in target.points if p.method == method]
+        if not pts:
+            continue
+        ax.scatter([p.tokens_per_s_per_user for p in pts], [p.tokens_per_s_per_gpu for p in pts],
+                   s=8, color=colour, alpha=0.25)
+        front = target.fronts[method]
+        xs = [p.tokens_per_s_per_user for p in front]
+        ys = [p.tokens_per_s_per_gpu for p in front]
+        name = "dense" if method == "dense" else "SparQ"
+        over = "batch and TP" if method == "dense" else "batch, compression and TP"
+        ax.plot(xs, ys, "o-", ms=3, color=colour, label=f"{name} (Pareto front over {over})")
+        series[name] = {"tokens_per_s_per_user": xs, "tokens_per_s_per_gpu": ys}
+        best = target.best[method]
+        if best is not None:
+            cost = best.cost_per_million(target.gpu_hour_cost)
+            text = f"{best.label}, TP {best.tp}, batch {best.batch}" + (f"\n${cost:.3g} per M tokens" if cost else "")
+            ax.scatter([best.tokens_per_s_per_user], [best.tokens_per_s_per_gpu], marker="*", s=180,
+                       color=colour, edgecolor="black", zorder=5)
+            ax.annotate(text, (best.tokens_per_s_per_user, best.tokens_per_s_per_gpu), fontsize=7,
+                        xytext=(-10, 4), textcoords="offset points", ha="right", va="bottom")
+            series[f"{name} best"] = best.to_dict(target.gpu_hour_cost)
+    ax.axvline(1.0 / target.tpot_slo_s, ls="--", color="gray")
+    ax.annotate(f"TPOT target {target.tpot_slo_s * 1e3:.3g} ms (slower users miss it)",
+                (1.0 / target.tpot_slo_s, 0.98), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                xytext=(-3, 0), textcoords="offset points", ha="right", va="top")
+    ax.axvspan(ax.get_xlim()[0], 1.0 / target.tpot_slo_s, color="gray", alpha=0.08)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    gpu = [p.tokens_per_s_per_gpu for p in target.points]
+    if gpu:
+        ax.set_ylim(min(gpu) / 1.3, max(gpu) * 1.6)      # room for the best points' labels
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel("tokens/s per user (1 / TPOT)")
+    ax.set_ylabel("tokens/s per GPU")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if series:
+        ax.legend(fontsize=8, loc="lower left")
+    save_figure(fig, path)
+    return series

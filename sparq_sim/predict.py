@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, get_implementation
-from sparq_sim.timing import DEFAULT_TIMER, PhaseTime, get_timer
+from sparq_sim.timing import PhaseTime, get_timer, timer_for
 from sparq_sim.timing.result import classify
 from sparq_sim.traffic import ideal_attention_bytes, weight_bytes
 from sparq_sim.workload import Workload
@@ -114,10 +114,7 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     check = getattr(impl, "check_device", None)
     if check is not None:
         check(device)
-    if timer is None:
-        timing = timing or getattr(impl, "default_timing", DEFAULT_TIMER)
-        options = {"cuda_graph": True} if timing == "calibrated" and getattr(impl, "cuda_graph", False) else {}
-        timer = get_timer(timing, device, **options)
+    timer = timer or timer_for(impl, timing, device)
     estimate = [predict_method(w, m, impl, timer) for m in METHODS]
     if impl.name == "ideal" and timer.name == "roofline":
         bound = None

@@ -70,3 +70,20 @@ def format_seconds(t: float) -> str:
     if t >= 1e-3:
         return f"{t * 1e3:.3g} ms"
     return f"{t * 1e6:.3g} us"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*(us|ms|s|min)?\s*$")
+_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, None: 1.0}
+
+
+def parse_duration(text: str | float, what: str) -> float:
+    """Parse '50ms', '2s', '300us', '10min' or a plain number of seconds; must be positive."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise UserError(f"bad {what} {text!r}: expected a time such as 50ms, 2s or 0.05")
+    number = str(text).strip()
+    unit = match.group(2)
+    value = float(number[:len(number) - len(unit)] if unit else number) * _DURATION_UNITS[unit]
+    if value <= 0:
+        raise UserError(f"bad {what} {text!r}: must be positive")
+    return value

@@ -28,6 +28,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reserve", metavar="FRACTION",
                         help="fraction of device memory kept for activations, workspace and the "
                              "framework (default 0.10)")
+    parser.add_argument("--tp", default="1", metavar="N|auto",
+                        help="tensor parallelism: split weights and KV heads over N devices joined by "
+                             "the hardware file's [link] (auto: the smallest N at which one sequence fits)")
+    slo = parser.add_argument_group("latency targets and cost")
+    slo.add_argument("--tpot-slo", metavar="TIME", help="time-per-output-token target, e.g. 50ms: search "
+                     "batch, compression and tensor parallelism for the most tokens/s per GPU within it "
+                     "(--plot then draws tokens/s per GPU against tokens/s per user)")
+    slo.add_argument("--ttft-slo", metavar="TIME", help="time-to-first-token target, e.g. 2s (with --tpot-slo)")
+    slo.add_argument("--gpu-hour-cost", metavar="USD", help="price of one GPU-hour, e.g. 2.5: adds $ per "
+                     "million output tokens (with --tpot-slo)")
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
@@ -43,6 +53,7 @@ def run(args) -> int:
     if args.plot is not None:
         from sparq_sim.plots import check_output_path
         check_output_path(args.plot, flag="--plot")
+    targets = _target_args(args)
     reserve = capacity.RESERVE_FRACTION
     if args.reserve is not None:
         try:
@@ -56,11 +67,25 @@ def run(args) -> int:
     kv_dtype, weight_dtype = dtypes.canonical(args.kv_dtype), dtypes.canonical(args.weight_dtype)
     impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
+    from sparq_sim.parallel import parse_tp
+    tp = parse_tp(args.tp)
     result = capacity.plan(device, model, seq, compressions=parse_compressions(args.compression),
                            kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
                            reallocate=args.reallocate, implementation=impl, timing=args.timing,
-                           reserve_fraction=reserve)
-    if args.plot is not None:
+                           reserve_fraction=reserve, tp=tp)
+    target = None
+    if targets is not None:
+        from sparq_sim.slo import plan_targets
+        target = plan_targets(device, model, seq, targets["tpot"], ttft_slo_s=targets["ttft"],
+                              gpu_hour_cost=targets["cost"], compressions=parse_compressions(args.compression),
+                              kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
+                              reallocate=args.reallocate, implementation=impl, timing=args.timing,
+                              reserve_fraction=reserve)
+    if target is not None and args.plot is not None:
+        from sparq_sim.plots import latency_target_chart
+        latency_target_chart(target, args.plot, f"{model.name} on {device.name}, S = {seq}: tokens/s per GPU "
+                                                f"against per user ({result.implementation})")
+    elif args.plot is not None:
         from sparq_sim.plots import tokens_vs_batch_chart
         tokens_vs_batch_chart(result.curves, {"dense": result.dense.max_batch, "SparQ": result.sparq.max_batch},
                               args.plot, f"{model.name} on {device.name}, S = {seq}: tokens/s against batch "
@@ -69,12 +94,37 @@ def run(args) -> int:
         out = result.to_dict()
         if args.plot is not None:
             out["plot"] = args.plot
+        if target is not None:
+            out["targets"] = target.to_dict()
         _args.print_json(out)
     else:
         print(format_plan(result))
+        if target is not None:
+            from sparq_sim.slo import format_targets
+            print("\n" + format_targets(target))
         if args.plot is not None:
             print(f"\nplot written to {args.plot}")
     return 0
+
+
+def _target_args(args) -> dict | None:
+    """--tpot-slo, --ttft-slo and --gpu-hour-cost, checked; None without --tpot-slo."""
+    from sparq_sim.units import parse_duration
+    if args.tpot_slo is None:
+        if args.ttft_slo is not None or args.gpu_hour_cost is not None:
+            raise UserError("--ttft-slo and --gpu-hour-cost need --tpot-slo")
+        return None
+    cost = None
+    if args.gpu_hour_cost is not None:
+        try:
+            cost = float(args.gpu_hour_cost)
+        except ValueError:
+            raise UserError(f"bad --gpu-hour-cost {args.gpu_hour_cost!r}: expected dollars such as 2.5") from None
+        if not cost > 0:
+            raise UserError(f"bad --gpu-hour-cost {args.gpu_hour_cost!r}: must be positive")
+    return {"tpot": parse_duration(args.tpot_slo, "--tpot-slo"),
+            "ttft": None if args.ttft_slo is None else parse_duration(args.ttft_slo, "--ttft-slo"),
+            "cost": cost}
 
 
 def format_plan(p) -> str:
@@ -92,6 +142,12 @@ def format_plan(p) -> str:
         f"left for KV caches {format_bytes(max(free, 0))}",
         "",
     ]
+    if p.tp > 1:
+        from sparq_sim.parallel import device_link
+        link = device_link(d)
+        lines[1:1] = [f"tensor parallel over {p.tp} devices ({link.technology}, "
+                      f"{format_bytes(link.bandwidth_Bps.value)}/s per direction): memory figures are per "
+                      f"device, tokens/s for the group ({p.tp} GPUs)"]
     cols = [p.dense] + list(p.sparq_variants)
     header = [""] + ["dense"] + [f"SparQ {_fraction(v.compression)} (r={v.r}, k={v.k})" if v.r
                                  else f"SparQ {_fraction(v.compression)}" for v in p.sparq_variants]

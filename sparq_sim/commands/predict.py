@@ -11,7 +11,11 @@ ORDER = 10
 
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
-    _args.add_sparq_arguments(parser)
+    _args.add_sparq_arguments(parser, seq_required=False)
+    from sparq_sim.request import add_request_arguments
+    add_request_arguments(parser)
+    from sparq_sim.batch import add_batch_arguments
+    add_batch_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
@@ -20,14 +24,25 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from sparq_sim.hardware import load_device
     from sparq_sim.predict import predict
+    from sparq_sim.request import format_request, request_from_args
 
-    workload = _args.workload_from_args(args)
+    args.seq = args.seq if args.seq is not None else args.prompt
     device = load_device(args.hw)
+    if args.seqs is not None:
+        from sparq_sim import batch
+        mixed = batch.mixed_from_args(args, device, _args.implementation_from_args(args))
+        if args.format == "json":
+            _args.print_json({"hardware": device.name, "mixed_batch": mixed.to_dict()})
+        else:
+            print(batch.format_mixed(mixed, device, _args.model_from_args(args)))
+        return 0
+    request = request_from_args(args, device, _args.implementation_from_args(args))
+    workload = _args.workload_from_args(args)
     result = predict(workload, device, implementation=_args.implementation_from_args(args), timing=args.timing)
     if args.format == "json":
-        _args.print_json(result.to_dict())
+        _args.print_json({**result.to_dict(), **({"request": request.to_dict()} if request else {})})
     else:
-        print(format_prediction(result))
+        print(format_prediction(result) + (f"\n\n{format_request(request)}" if request else ""))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
@@ -60,22 +61,31 @@ def add_arguments(parser) -> None:
                         help="heatmap file (default: next to --out, same name, .png)")
     parser.add_argument("--metric", choices=("step", "attention"), default="step",
                         help="speedup shown in the heatmap (default step)")
+    add_parallel_arguments(parser)
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
 
 
-def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) -> tuple[list[dict], list[str]]:
-    """One row per valid combination; notes for the skipped ones."""
-    from sparq_sim.predict import predict
-    from sparq_sim.timing import get_timer
-    from sparq_sim.workload import Workload
+def add_parallel_arguments(parser) -> None:
+    parser.add_argument("--workers", metavar="N",
+                        help="local worker processes (default: all cores; 1 runs in this process)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run the points on a Dask distributed scheduler, e.g. tcp://127.0.0.1:8786 "
+                             "(needs the distributed extra)")
 
-    rows, notes = [], []
+
+def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage, *, workers=None,
+               cluster=None) -> tuple[list[dict], list[str]]:
+    """One row per valid combination; notes for the skipped ones. The (device, model, S) chunks
+    run in local processes (`workers`, default all cores) or on a Dask cluster (`cluster`)."""
+    from sparq_sim.executors import map_points
+
+    chunks, notes = [], []
     for device in devices:
-        timer = get_timer(timing or "roofline", device)
         for model in models:
             for s in seqs:
+                combos = []
                 for b in batches:
                     for r in rs:
                         for k_label, k_of in ks:
@@ -84,23 +94,51 @@ def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) ->
                                 notes.append(f"skipped {device.name} {model.name} S={s} r={r} k={k_label}: "
                                              + ("k exceeds S" if k > s else f"r exceeds d_h = {model.head_dim}"))
                                 continue
-                            w = Workload(model=model, seq=s, batch=b, r=r, k=k, **storage)
-                            p = predict(w, device, impl, timer=timer)
-                            rows.append({
-                                "hardware": device.name, "model": model.name, "implementation": p.implementation,
-                                "timing": p.timing, "seq": s, "batch": b, "r": r, "k": k,
-                                "k_setting": k_label, "compression": w.compression,
-                                "dense_attention_s": p.dense.attention.time_s,
-                                "sparq_attention_s": p.sparq.attention.time_s,
-                                "attention_speedup": p.speedup["attention"],
-                                "dense_step_s": p.dense.step.time_s, "sparq_step_s": p.sparq.step.time_s,
-                                "step_speedup": p.speedup["step"],
-                                "dense_attention_bytes": p.dense.attention.bytes,
-                                "sparq_attention_bytes": p.sparq.attention.bytes,
-                                "dense_tokens_per_s": b * p.dense.tokens_per_s,
-                                "sparq_tokens_per_s": b * p.sparq.tokens_per_s,
-                                "dense_bound": p.dense.step.bound, "sparq_bound": p.sparq.step.bound})
-    return rows, notes
+                            combos.append((b, r, k, k_label))
+                if combos:
+                    chunks.append(SweepChunk(device, model, s, tuple(combos), impl, timing, tuple(storage.items())))
+    results = map_points(sweep_chunk, chunks, workers=workers, cluster=cluster, desc="sweep")
+    return [row for rows in results for row in rows], notes
+
+
+@dataclass(frozen=True)
+class SweepChunk:
+    """The sweep points of one device, model and S (picklable, for worker processes)."""
+
+    device: object
+    model: object
+    seq: int
+    combos: tuple          # (batch, r, k, k label)
+    impl: object
+    timing: str
+    storage: tuple
+
+
+def sweep_chunk(chunk: SweepChunk) -> list[dict]:
+    from sparq_sim.predict import predict
+    from sparq_sim.timing import timer_for
+    from sparq_sim.workload import Workload
+
+    timer = timer_for(chunk.impl, chunk.timing, chunk.device)
+    rows, s = [], chunk.seq
+    for b, r, k, k_label in chunk.combos:
+        w = Workload(model=chunk.model, seq=s, batch=b, r=r, k=k, **dict(chunk.storage))
+        p = predict(w, chunk.device, chunk.impl, timer=timer)
+        rows.append({
+            "hardware": chunk.device.name, "model": chunk.model.name, "implementation": p.implementation,
+            "timing": p.timing, "seq": s, "batch": b, "r": r, "k": k,
+            "k_setting": k_label, "compression": w.compression,
+            "dense_attention_s": p.dense.attention.time_s,
+            "sparq_attention_s": p.sparq.attention.time_s,
+            "attention_speedup": p.speedup["attention"],
+            "dense_step_s": p.dense.step.time_s, "sparq_step_s": p.sparq.step.time_s,
+            "step_speedup": p.speedup["step"],
+            "dense_attention_bytes": p.dense.attention.bytes,
+            "sparq_attention_bytes": p.sparq.attention.bytes,
+            "dense_tokens_per_s": b * p.dense.tokens_per_s,
+            "sparq_tokens_per_s": b * p.sparq.tokens_per_s,
+            "dense_bound": p.dense.step.bound, "sparq_bound": p.sparq.step.bound})
+    return rows
 
 
 def heatmap_panels(rows: list[dict], metric: str) -> dict:
@@ -147,7 +185,9 @@ def run(args) -> int:
         raise UserError(f"bad --hw {args.hw!r}: no device named")
     storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype, store_k=args.store_k,
                    reallocate=args.reallocate)
-    rows, notes = sweep_rows(devices, models, seqs, rs, ks, batches, impl, args.timing, storage)
+    from sparq_sim.executors import parse_workers
+    rows, notes = sweep_rows(devices, models, seqs, rs, ks, batches, impl, args.timing, storage,
+                             workers=parse_workers(args.workers), cluster=args.cluster)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not rows:

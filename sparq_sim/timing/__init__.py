@@ -35,4 +35,13 @@ def get_timer(name: str, device, **options):
     return getattr(module, class_name)(device, **options)
 
 
-__all__ = ["PhaseTime", "TIMERS", "DEFAULT_TIMER", "get_timer"]
+def timer_for(impl, timing: str | None, device):
+    """The timer an implementation model is timed with: `timing`, else the model's own
+    (``default_timing``), else the roofline; a model replayed as one CUDA graph (``cuda_graph``)
+    gets the calibrated timer in graph mode."""
+    name = str(timing or getattr(impl, "default_timing", DEFAULT_TIMER)).strip().lower()
+    options = {"cuda_graph": True} if name == "calibrated" and getattr(impl, "cuda_graph", False) else {}
+    return get_timer(name, device, **options)
+
+
+__all__ = ["PhaseTime", "TIMERS", "DEFAULT_TIMER", "get_timer", "timer_for"]

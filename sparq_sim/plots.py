@@ -152,7 +152,7 @@ def roofline_chart(device, points: list[dict], path, title: str | None = None) -
         inset.grid(True, which="both", alpha=0.3)
     for n, p in enumerate(points, start=1):
         color = palette[cases.index(p.get("case", "")) % len(palette)]
-        style = dict(marker=markers[(p["method"], p["part"])], s=40, zorder=3,
+        style = dict(marker=markers.get((p["method"], p["part"]), "D" if p["part"] == "attention" else "d"), s=40, zorder=3,
                      edgecolors=color, facecolors="none" if p["part"] == "step" else color)
         for target in (ax, inset) if inset is not None else (ax,):
             target.scatter([p["intensity"]], [p["flops_per_s"]], **style,

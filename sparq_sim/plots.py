@@ -243,3 +243,24 @@ def speedup_heatmap(panels: dict, path, title: str) -> dict:
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
     return series
+
+
+def methods_chart(points: list[dict], path, title: str) -> dict:
+    """Tokens/s against KV memory, one labelled point per method (hollow: no published quality)."""
+    fig = new_figure(8, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    series = {}
+    for p in points:
+        known = p.get("retention") is not None
+        ax.scatter([p["memory_gb"]], [p["tokens_per_s"]], s=50, zorder=3,
+                   facecolors="tab:blue" if known else "none", edgecolors="tab:blue")
+        label = p["label"] + (f" (ret. {p['retention']:.2f})" if known else "")
+        ax.annotate(label, (p["memory_gb"], p["tokens_per_s"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)
+        series[p["label"]] = {k: p[k] for k in ("memory_gb", "tokens_per_s", "retention")}
+    ax.set_xlabel("KV memory (GB)")
+    ax.set_ylabel("tokens/s (whole batch)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    save_figure(fig, path)
+    return series

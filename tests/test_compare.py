@@ -96,10 +96,11 @@ def test_bad_input_is_one_line(cli, argv, message, tmp_path):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_compare_never_imports_torch():
+def test_compare_and_recommend_never_import_torch():
     code = ("import sys; from sparq_sim.cli import main; "
             "rc = main(['compare', '--hw', 'h100', '--seq', '32k', '--format', 'json']); "
+            "rc2 = main(['recommend', '--hw', 'h100', '--seq', '32k', '--format', 'json']); "
             "bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in sys.modules]; "
-            "assert rc == 0 and not bad, bad")
+            "assert rc == 0 and rc2 == 0 and not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -109,6 +109,9 @@ def compare(device, model, seq: int, methods, *, batch: int = 1, compression: fl
         c = r.attention.ideal_bytes / dense_ideal
         q = quality.lookup(qmodel, name, 1.0 if name == "dense" else c, rows)
         entries[name] = Entry(r, c, q)
+        if r.max_batch < batch:
+            notes.append(f"{name}: batch {batch} does not fit (largest batch {r.max_batch}); its time and "
+                         f"tokens/s are shown for reference only")
     if any(e.quality and any(q["status"] != "verified" for q in e.quality) for e in entries.values()):
         notes.append("quality figures marked unverified were quoted for the paper but not checked "
                      "against its table and page")

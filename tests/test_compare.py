@@ -104,3 +104,13 @@ def test_compare_and_recommend_never_import_torch():
             "assert rc == 0 and rc2 == 0 and not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_batch_that_does_not_fit_is_said(cli):
+    # A100 40 GB: 0.9 * 42.95 GB - 13.48 GB = 25.2 GB free; SparQ with K twice needs 25.8 GB per sequence
+    data = run_json(cli, "--methods", "sparq", "--hw", "a100-40gb", "--seq", "32k", "--compression", "1/8")
+    assert data["methods"]["sparq"]["max_batch"] == 0
+    assert any("sparq: batch 1 does not fit (largest batch 0)" in n for n in data["notes"])
+    int8 = run_json(cli, "--methods", "sparq", "--hw", "a100-40gb", "--seq", "32k", "--compression", "1/8",
+                    "--set", "sparq.kt_format=int8")
+    assert int8["methods"]["sparq"]["max_batch"] == 1

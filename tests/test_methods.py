@@ -196,3 +196,20 @@ def test_bad_settings_are_user_errors():
         parse_set_options(["quest.r=3"])
     assert parse_set_options(["quest.page=32", "sparq.kt_format=int8"]) == {
         "quest": {"page": "32"}, "sparq": {"kt_format": "int8"}}
+
+
+@pytest.mark.parametrize("timing", ["roofline", "calibrated"])
+def test_every_timer_times_every_methods_phases(timing):
+    from sparq_sim.hardware import load_device
+    from sparq_sim.methods.evaluate import evaluate, workload_for
+    from sparq_sim.timing import get_timer
+
+    device = load_device("a10g")
+    timer = get_timer(timing, device)
+    w = workload_for(LLAMA2, 4096, 2)
+    dense = evaluate("dense", {}, w, device, timer).attention.time_s
+    for name in NAMES[1:]:
+        m = get_method(name)
+        s = resolve_settings(m, LLAMA2, 4096, 1 / 2 if name == "flexgen" else 1 / 8, None)
+        t = evaluate(name, s, w, device, timer).attention.time_s
+        assert 0 < t < dense, (name, t, dense)

@@ -152,7 +152,7 @@ def roofline_chart(device, points: list[dict], path, title: str | None = None) -
         inset.grid(True, which="both", alpha=0.3)
     for n, p in enumerate(points, start=1):
         color = palette[cases.index(p.get("case", "")) % len(palette)]
-        style = dict(marker=markers[(p["method"], p["part"])], s=40, zorder=3,
+        style = dict(marker=markers.get((p["method"], p["part"]), "D" if p["part"] == "attention" else "d"), s=40, zorder=3,
                      edgecolors=color, facecolors="none" if p["part"] == "step" else color)
         for target in (ax, inset) if inset is not None else (ax,):
             target.scatter([p["intensity"]], [p["flops_per_s"]], **style,
@@ -297,5 +297,26 @@ def latency_target_chart(target, path, title: str) -> dict:
     ax.grid(True, which="both", alpha=0.3)
     if series:
         ax.legend(fontsize=8, loc="lower left")
+    save_figure(fig, path)
+    return series
+
+
+def methods_chart(points: list[dict], path, title: str) -> dict:
+    """Tokens/s against KV memory, one labelled point per method (hollow: no published quality)."""
+    fig = new_figure(8, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    series = {}
+    for p in points:
+        known = p.get("retention") is not None
+        ax.scatter([p["memory_gb"]], [p["tokens_per_s"]], s=50, zorder=3,
+                   facecolors="tab:blue" if known else "none", edgecolors="tab:blue")
+        label = p["label"] + (f" (ret. {p['retention']:.2f})" if known else "")
+        ax.annotate(label, (p["memory_gb"], p["tokens_per_s"]), textcoords="offset points", xytext=(5, 4),
+                    fontsize=7)
+        series[p["label"]] = {k: p[k] for k in ("memory_gb", "tokens_per_s", "retention")}
+    ax.set_xlabel("KV memory (GB)")
+    ax.set_ylabel("tokens/s (whole batch)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
     save_figure(fig, path)
     return series

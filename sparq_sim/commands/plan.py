@@ -43,6 +43,8 @@ def add_arguments(parser) -> None:
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
     parser.add_argument("--plot", metavar="FILE.png|FILE.svg", help="also plot tokens/s against batch")
+    from sparq_sim.commands import _methods
+    _methods.add_method_argument(parser)
 
 
 def run(args) -> int:
@@ -50,6 +52,9 @@ def run(args) -> int:
     from sparq_sim.hardware import load_device
     from sparq_sim.units import parse_seq
 
+    from sparq_sim.commands import _methods
+    if _methods.uses_method_path(args):
+        return run_method(args)
     if args.plot is not None:
         from sparq_sim.plots import check_output_path
         check_output_path(args.plot, flag="--plot")
@@ -125,6 +130,43 @@ def _target_args(args) -> dict | None:
     return {"tpot": parse_duration(args.tpot_slo, "--tpot-slo"),
             "ttft": None if args.ttft_slo is None else parse_duration(args.ttft_slo, "--ttft-slo"),
             "cost": cost}
+
+
+def run_method(args) -> int:
+    """--method NAME: dense against that method at each one's largest batch that fits."""
+    from sparq_sim.commands import _methods
+    from sparq_sim.compare import at_max_batch, format_settings
+    from sparq_sim.methods import get_method
+    from sparq_sim.units import format_bytes, format_seconds
+
+    if args.plot is not None:
+        raise UserError("--plot is not available with --method")
+    if args.reserve is not None:
+        raise UserError("--reserve is not available with --method (the default 10% reserve applies)")
+    if args.compression is not None and "," in args.compression:
+        raise UserError("--method takes one --compression, e.g. 1/8")
+    name = get_method(args.method or "sparq").name
+    c = _methods.comparison_from_args(args, [name], 1)
+    best = at_max_batch(c)
+    out = {n: {"settings": e.result.settings, "kv_bytes_per_sequence": e.result.kv_bytes_per_sequence,
+               "fixed_bytes": e.result.fixed_bytes, "max_batch": e.result.max_batch,
+               "step_time_s": best[n].step.time_s if best[n] else None,
+               "tokens_per_s": best[n].tokens_per_s if best[n] else 0.0} for n, e in c.entries.items()}
+    if args.format == "json":
+        _args.print_json({"hardware": c.device.name, "model": c.model.name, "seq": c.seq,
+                          "compression": c.compression, "methods": out, "notes": list(c.notes)})
+        return 0
+    rows = [[n, format_bytes(o["kv_bytes_per_sequence"]), str(o["max_batch"]),
+             format_seconds(o["step_time_s"]) if o["step_time_s"] else "-", f"{o['tokens_per_s']:.1f}"]
+            for n, o in out.items()]
+    print(f"{c.model.name} on {c.device.name}, S = {c.seq}; ideal implementation, roofline timing")
+    print(_args.render_table(rows, ["method", "KV cache per sequence", "max batch", "step at max batch",
+                                    "tokens/s at max batch"]))
+    for n, o in out.items():
+        print(f"  {n}: {format_settings(o['settings'])}")
+    for note in c.notes:
+        print(f"note: {note}")
+    return 0
 
 
 def format_plan(p) -> str:

@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
+    from sparq_sim.commands import _methods
+    _methods.add_method_argument(parser)
 
 
 def run(args) -> int:
@@ -27,6 +29,9 @@ def run(args) -> int:
     from sparq_sim.request import format_request, request_from_args
 
     args.seq = args.seq if args.seq is not None else args.prompt
+    from sparq_sim.commands import _methods
+    if _methods.uses_method_path(args):
+        return run_method(args)
     device = load_device(args.hw)
     if args.seqs is not None:
         from sparq_sim import batch
@@ -43,6 +48,22 @@ def run(args) -> int:
         _args.print_json({**result.to_dict(), **({"request": request.to_dict()} if request else {})})
     else:
         print(format_prediction(result) + (f"\n\n{format_request(request)}" if request else ""))
+    return 0
+
+
+def run_method(args) -> int:
+    """--method NAME: dense against that method, as `compare` shows them."""
+    from sparq_sim.commands import _methods
+    from sparq_sim.compare import format_comparison
+    from sparq_sim.methods import get_method
+    from sparq_sim.units import parse_positive_int
+
+    name = get_method(args.method or "sparq").name
+    result = _methods.comparison_from_args(args, [name], parse_positive_int(args.batch, "--batch"))
+    if args.format == "json":
+        _args.print_json(result.to_dict())
+    else:
+        print(format_comparison(result))
     return 0
 
 

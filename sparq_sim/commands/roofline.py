@@ -20,6 +20,34 @@ def add_arguments(parser) -> None:
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
+    from sparq_sim.commands import _methods
+    _methods.add_method_argument(parser)
+
+
+def method_roofline_points(device, workloads, name: str, settings_of) -> list[dict]:
+    """As roofline_points, for dense and another method (ideal phases, roofline timing)."""
+    from sparq_sim.implementations import get_implementation
+    from sparq_sim.methods import get_method
+    from sparq_sim.methods.evaluate import evaluate
+    from sparq_sim.timing import get_timer
+
+    timer = get_timer("roofline", device)
+    points = []
+    multi_batch = len({w.batch for w in workloads}) > 1
+    for w in workloads:
+        other_flops = sum(ph.flops for ph in get_implementation("ideal").other_phases(w, device))
+        case = _seq_label(w.seq) + (f" B{w.batch}" if multi_batch else "")
+        for method in ("dense", name):
+            settings = settings_of(method, w)
+            r = evaluate(method, settings, w, device, timer)
+            att_flops = sum(ph.flops for ph in get_method(method).attention_phases(w, settings))
+            for part, flops, totals in (("attention", att_flops, r.attention), ("step", att_flops + other_flops, r.step)):
+                points.append({
+                    "label": f"{method} {'attn' if part == 'attention' else 'step'} {case}",
+                    "method": method, "part": part, "case": case, "seq": w.seq, "batch": w.batch,
+                    "settings": settings, "flops": flops, "bytes": totals.bytes, "time_s": totals.time_s,
+                    "intensity": flops / totals.bytes, "flops_per_s": flops / totals.time_s, "bound": totals.bound})
+    return points
 
 
 def roofline_points(device, workloads, impl, timer) -> list[dict]:
@@ -65,11 +93,25 @@ def run(args) -> int:
     impl = _args.implementation_from_args(args)
     device = load_device(args.hw)
     timer = get_timer(args.timing or "roofline", device)
+    from sparq_sim.commands import _methods
+    method_name = None
+    if _methods.uses_method_path(args):
+        from sparq_sim.methods import get_method, parse_set_options, resolve_settings
+        method_name = get_method(args.method or "sparq").name
+        overrides = parse_set_options(args.method_set)
+
+        def settings_of(method, w):
+            return resolve_settings(get_method(method), w.model, w.seq, compression, overrides.get(method), w.kv_bytes)
     workloads = [Workload.build(model, s, batch=b, compression=compression, kv_dtype=args.kv_dtype,
                                 weight_dtype=args.weight_dtype, store_k=args.store_k,
                                 reallocate=args.reallocate)
                  for b in batches for s in seqs]
-    points = roofline_points(device, workloads, impl, timer)
+    if method_name is not None:
+        workloads = [Workload.build(model, s, batch=b, kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype)
+                     for b in batches for s in seqs]
+        points = method_roofline_points(device, workloads, method_name, settings_of)
+    else:
+        points = roofline_points(device, workloads, impl, timer)
     from sparq_sim.plots import roofline_chart
     roofline_chart(device, points, out, title=f"{device.description}: {model.name}, {impl.name} "
                                               f"implementation, {timer.name} timing")

@@ -65,6 +65,68 @@ def add_arguments(parser) -> None:
     add_dtype_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
+    from sparq_sim.commands import _methods
+    _methods.add_method_argument(parser)
+    parser.add_argument("--compression", metavar="C[,C...]",
+                        help="with --method: compressions that set the method's knobs (default: its published default)")
+
+
+def method_sweep_rows(devices, models, seqs, batches, name, compressions, overrides, storage) -> tuple[list[dict], list[str]]:
+    """--method: one row per (device, model, S, batch, compression): dense against the method."""
+    from sparq_sim.compare import format_settings
+    from sparq_sim.errors import UserError as _UserError
+    from sparq_sim.methods import get_method, resolve_settings
+    from sparq_sim.methods.evaluate import evaluate, workload_for
+    from sparq_sim.timing import get_timer
+
+    rows, notes = [], []
+    method = get_method(name)
+    for device in devices:
+        timer = get_timer("roofline", device)
+        for model in models:
+            for s in seqs:
+                for b in batches:
+                    w = workload_for(model, s, b, storage["kv_dtype"], storage["weight_dtype"])
+                    dense = evaluate("dense", {}, w, device, timer)
+                    for c in compressions:
+                        label = "default" if c is None else f"{c:.4g}"
+                        try:
+                            settings = resolve_settings(method, model, s, c, overrides.get(name), w.kv_bytes)
+                        except _UserError as exc:
+                            notes.append(f"skipped {device.name} {model.name} S={s} C={label}: {exc}")
+                            continue
+                        r = evaluate(name, settings, w, device, timer)
+                        rows.append({
+                            "hardware": device.name, "model": model.name, "method": name,
+                            "settings": format_settings(settings), "seq": s, "batch": b, "setting": label,
+                            "compression": r.attention.ideal_bytes / dense.attention.ideal_bytes,
+                            "dense_attention_s": dense.attention.time_s, "method_attention_s": r.attention.time_s,
+                            "attention_speedup": dense.attention.time_s / r.attention.time_s,
+                            "dense_step_s": dense.step.time_s, "method_step_s": r.step.time_s,
+                            "step_speedup": dense.step.time_s / r.step.time_s,
+                            "dense_attention_bytes": dense.attention.bytes, "method_attention_bytes": r.attention.bytes,
+                            "dense_tokens_per_s": dense.tokens_per_s, "method_tokens_per_s": r.tokens_per_s,
+                            "kv_bytes_per_sequence": r.kv_bytes_per_sequence, "max_batch": r.max_batch})
+    return rows, notes
+
+
+def method_heatmap_panels(rows: list[dict], metric: str) -> dict:
+    """Per device (and model, batch): rows S, columns the compression setting, value the speedup."""
+    panels: dict = {}
+    for row in rows:
+        panels.setdefault(f"{row['hardware']} {row['model']} B={row['batch']}", []).append(row)
+    out = {}
+    for name, group in panels.items():
+        seqs = sorted({g["seq"] for g in group})
+        cols = list(dict.fromkeys(f"{g['method']} C={g['setting']}" for g in group))
+        values = [[None] * len(cols) for _ in seqs]
+        notes = [[""] * len(cols) for _ in seqs]
+        for g in group:
+            y, x = seqs.index(g["seq"]), cols.index(f"{g['method']} C={g['setting']}")
+            values[y][x] = g[f"{metric}_speedup"]
+            notes[y][x] = f"C={g['compression']:.3f}"
+        out[name] = {"rows": seqs, "cols": cols, "values": values, "notes": notes}
+    return out
 
 
 def add_parallel_arguments(parser) -> None:
@@ -172,6 +234,11 @@ def run(args) -> int:
     out = check_output_path(args.out, (".csv", ".json"))
     plot = check_output_path(args.plot if args.plot else Path(out).with_suffix(".png"), flag="--plot")
     seqs = parse_seqs(args.seq)
+    from sparq_sim.commands import _methods
+    if _methods.uses_method_path(args):
+        return run_method(args, out, plot, seqs)
+    if args.compression is not None:
+        raise UserError("--compression applies with --method; for SparQ give --r and --k lists")
     rs = parse_list(args.r, parse_positive_int, "--r")
     ks = parse_list(args.k, parse_k_spec, "--k")
     batches = parse_list(args.batch, parse_positive_int, "--batch")
@@ -196,6 +263,37 @@ def run(args) -> int:
     from sparq_sim.plots import speedup_heatmap
     speedup_heatmap(heatmap_panels(rows, args.metric), plot,
                     f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing or 'its default'} timing)")
+    print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
+          + (f"; {len(notes)} combinations skipped" if notes else ""))
+    return 0
+
+
+def run_method(args, out, plot, seqs) -> int:
+    """--method NAME: dense against that method over devices, models, S, batch and compressions."""
+    from sparq_sim.hardware import load_device
+    from sparq_sim.methods import get_method, parse_set_options
+    from sparq_sim.models import get_preset
+    from sparq_sim.units import parse_fraction, parse_list, parse_positive_int
+
+    name = get_method(args.method or "sparq").name
+    overrides = parse_set_options(args.method_set)
+    compressions = [None] if args.compression is None else parse_list(args.compression, parse_fraction, "--compression")
+    batches = parse_list(args.batch, parse_positive_int, "--batch")
+    models = ([get_preset(m.strip()) for m in args.models.split(",") if m.strip()] if args.models
+              else [_args.model_from_args(args)])
+    devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
+    if not devices:
+        raise UserError(f"bad --hw {args.hw!r}: no device named")
+    storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype)
+    rows, notes = method_sweep_rows(devices, models, seqs, batches, name, compressions, overrides, storage)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not rows:
+        raise UserError("no valid combination to predict (every one was skipped)")
+    write_rows(out, rows)
+    from sparq_sim.plots import speedup_heatmap
+    speedup_heatmap(method_heatmap_panels(rows, args.metric), plot,
+                    f"{name} {args.metric} speedup over dense (ideal implementation, roofline timing)")
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0

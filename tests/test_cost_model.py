@@ -126,3 +126,42 @@ def test_calibration_file_with_misspelt_constant_names_it(tmp_path):
     path.write_text(text)
     with pytest.raises(UserError, match="eff.straem"):
         store.load(path)
+
+
+@pytest.mark.parametrize("field,needle", [("clock_hz", "compute.clock_hz"), ("op_dispatch_s", "host.op_dispatch_s"),
+                                          ("graph_kernel_s", "overheads.graph_kernel_s")])
+def test_hardware_file_missing_a_physics_figure_names_it(tmp_path, field, needle):
+    from sparq_sim.hardware import HERE, load_file
+    lines = [line for line in (HERE / "a10g.toml").read_text().splitlines() if not line.startswith(f"{field} =")]
+    path = tmp_path / "a10g-missing.toml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=f"field {needle} is missing"):
+        load_file(path)
+
+
+def test_fit_on_another_kind_of_device_is_one_line_and_exit_2(cli, tmp_path):
+    from sparq_sim.validation import published
+    cpu = tmp_path / "epyc.csv"
+    header = published("a10g").read_text().splitlines()[0]
+    cpu.write_text(header + "\nAMD EPYC 7763 (64 threads),cpu,float32,32,128,4096,1,attn-torch,,,false,"
+                   "0.001,1e-6,10,2,2.1.2\n")
+    code, out, err = cli("validate", "--measurements", str(published("a10g")), "--fit-on", str(cpu))
+    assert code == 2 and "different device kinds" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cross_device_fit_predicts_with_the_targets_physics(tmp_path):
+    """--fit-on fits once on the source rows; each target row is predicted with its own device's
+    figures (the constants are unchanged, only the physics differs)."""
+    import numpy as np
+
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.validation import published
+    from sparq_sim.validation.core import device_for, validate
+    from sparq_sim.validation.measurements import read_measurements
+    a10g = [m for m in read_measurements(published("a10g")) if m.kernel in ("attn-torch", "attn-compiled")]
+    a100 = [m for m in read_measurements(published("a100-40gb")) if m.kernel in ("attn-torch", "attn-compiled")]
+    report = validate(a100, fit_on=a10g)
+    constants, _ = fitting.fit(a10g, device_for("a10g"))
+    expected = fitting.predict_times(a100, device_for("a100-40gb"), constants)
+    assert np.allclose(report.predicted, expected)
+    assert "predicted with a100-40gb's own physics" in report.sources["a100-40gb"]

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 
 from sparq_sim.errors import UserError
+from sparq_sim.implementations.base import ImplementationModel
 
 DEFAULT_IMPLEMENTATION = "ideal"
 
@@ -29,6 +30,8 @@ def all_implementations() -> dict:
         module = importlib.import_module(f"{__name__}.{module_name}")
         impl = getattr(module, "IMPLEMENTATION", None)
         if impl is not None:
+            if not isinstance(impl, ImplementationModel):
+                raise TypeError(f"{module.__name__}.IMPLEMENTATION is not an ImplementationModel")
             found[impl.name] = impl
     return dict(sorted(found.items()))
 

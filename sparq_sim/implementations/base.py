@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM, Access, Phase, weight_bytes
 from sparq_sim.workload import Workload
+
+
+@runtime_checkable
+class ImplementationModel(Protocol):
+    """How an implementation turns a workload into phases for the whole decoding step.
+
+    Optional members a model may add: ``kernel_labels(w) -> (dense, sparq)`` (the measured kernels
+    it is made of, whose validated error `predict` reports), ``default_timing`` (the timer it is
+    meant for), ``cuda_graph`` (replayed as one CUDA graph), ``check_device(device)`` (refuses a
+    device it does not model) and ``configure(**options)``.
+    """
+
+    name: str
+    description: str
+
+    def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]: ...
+
+    def other_phases(self, w: Workload, device=None) -> list[Phase]: ...
 
 
 @dataclass(frozen=True)

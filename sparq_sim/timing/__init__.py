@@ -7,9 +7,20 @@ time the same phases, so their answers can be compared phase by phase.
 from __future__ import annotations
 
 import importlib
+from typing import Protocol, runtime_checkable
 
 from sparq_sim.errors import UserError
 from sparq_sim.timing.result import PhaseTime
+
+@runtime_checkable
+class Timer(Protocol):
+    """Turns phases into times on one device; every timer times the same phases."""
+
+    name: str
+    device: object
+
+    def time_phases(self, phases) -> list[PhaseTime]: ...
+
 
 # name -> "module:Class"; imported only when asked for, so the default path stays light.
 TIMERS = {
@@ -44,4 +55,4 @@ def timer_for(impl, timing: str | None, device):
     return get_timer(name, device, **options)
 
 
-__all__ = ["PhaseTime", "TIMERS", "DEFAULT_TIMER", "get_timer", "timer_for"]
+__all__ = ["PhaseTime", "Timer", "TIMERS", "DEFAULT_TIMER", "get_timer", "timer_for"]

@@ -111,22 +111,8 @@ def method_sweep_rows(devices, models, seqs, batches, name, compressions, overri
 
 
 def method_heatmap_panels(rows: list[dict], metric: str) -> dict:
-    """Per device (and model, batch): rows S, columns the compression setting, value the speedup."""
-    panels: dict = {}
-    for row in rows:
-        panels.setdefault(f"{row['hardware']} {row['model']} B={row['batch']}", []).append(row)
-    out = {}
-    for name, group in panels.items():
-        seqs = sorted({g["seq"] for g in group})
-        cols = list(dict.fromkeys(f"{g['method']} C={g['setting']}" for g in group))
-        values = [[None] * len(cols) for _ in seqs]
-        notes = [[""] * len(cols) for _ in seqs]
-        for g in group:
-            y, x = seqs.index(g["seq"]), cols.index(f"{g['method']} C={g['setting']}")
-            values[y][x] = g[f"{metric}_speedup"]
-            notes[y][x] = f"C={g['compression']:.3f}"
-        out[name] = {"rows": seqs, "cols": cols, "values": values, "notes": notes}
-    return out
+    """Per device (and model, batch): rows S, columns the method's compression setting."""
+    return heatmap_panels(rows, metric, column=lambda g: f"{g['method']} C={g['setting']}")
 
 
 def add_parallel_arguments(parser) -> None:
@@ -203,20 +189,21 @@ def sweep_chunk(chunk: SweepChunk) -> list[dict]:
     return rows
 
 
-def heatmap_panels(rows: list[dict], metric: str) -> dict:
-    """Per device (and model, batch): rows S, columns (r, k setting), value the speedup."""
+def heatmap_panels(rows: list[dict], metric: str, column=None) -> dict:
+    """Per device (and model, batch): rows S, columns `column(row)` (default the (r, k) setting),
+    value the speedup."""
+    column = column or (lambda g: f"r={g['r']}, k={g['k_setting']}")
     panels: dict = {}
     for row in rows:
-        name = f"{row['hardware']} {row['model']} B={row['batch']}"
-        panels.setdefault(name, []).append(row)
+        panels.setdefault(f"{row['hardware']} {row['model']} B={row['batch']}", []).append(row)
     out = {}
     for name, group in panels.items():
         seqs = sorted({g["seq"] for g in group})
-        cols = list(dict.fromkeys(f"r={g['r']}, k={g['k_setting']}" for g in group))
+        cols = list(dict.fromkeys(column(g) for g in group))
         values = [[None] * len(cols) for _ in seqs]
         notes = [[""] * len(cols) for _ in seqs]
         for g in group:
-            y, x = seqs.index(g["seq"]), cols.index(f"r={g['r']}, k={g['k_setting']}")
+            y, x = seqs.index(g["seq"]), cols.index(column(g))
             values[y][x] = g[f"{metric}_speedup"]
             notes[y][x] = f"C={g['compression']:.3f}"
         out[name] = {"rows": seqs, "cols": cols, "values": values, "notes": notes}

@@ -87,8 +87,9 @@ class Prediction:
             "speedup": self.speedup,
             "bound": {"dense": bound.dense.to_dict(), "sparq": bound.sparq.to_dict(), "speedup": bound.speedup},
             "error": self.error or {"median_abs_pct": None, "p90_abs_pct": None,
-                                    "source": "not validated: only calibrated published-kernel estimates have a "
-                                              "measured cross-device error (--impl published-*, --timing calibrated)"},
+                                    "source": "not validated: only calibrated estimates of the measured GPU kernels have a "
+                                              "measured cross-device error (--impl published-* or gpt-fast on a GPU, "
+                                              "--timing calibrated)"},
         }
 
 
@@ -121,13 +122,15 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     else:
         ideal, roofline = get_implementation("ideal"), get_timer("roofline", device)
         bound = Prediction(device, w, "ideal", "roofline", *(predict_method(w, m, ideal, roofline) for m in METHODS))
-    return Prediction(device, w, impl.name, timer.name, *estimate, bound=bound, error=_error_band(impl, timer, w))
+    return Prediction(device, w, impl.name, timer.name, *estimate, bound=bound,
+                      error=_error_band(impl, timer, w, device))
 
 
-def _error_band(impl, timer, w: Workload) -> dict | None:
-    """The measured cross-device error of calibrated estimates of published kernels."""
+def _error_band(impl, timer, w: Workload, device) -> dict | None:
+    """The measured cross-device error of calibrated estimates of published kernels (measured on
+    GPUs only: a CPU estimate has none)."""
     labels = getattr(impl, "kernel_labels", None)
-    if timer.name != "calibrated" or labels is None:
+    if timer.name != "calibrated" or labels is None or device.kind != "gpu":
         return None
     from sparq_sim.calibration import accuracy
     return accuracy.band(labels(w))

@@ -122,7 +122,7 @@ def accuracy_lines(p) -> list[str]:
         lines.append(f"error of this estimate (measured on a GPU it was not fitted on): time per call median "
                      f"{e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%; speedup median "
                      f"{e['speedup_median_abs_pct']:.1f}%, p90 {e['speedup_p90_abs_pct']:.1f}%")
-        if p.device.name not in ("a10g", "a100-40gb"):
+        if p.device.kind == "gpu" and p.device.name not in ("a10g", "a100-40gb"):
             lines.append(f"{p.device.name} has no measurements: it takes the GPU constants fitted on the A10G and "
                          "A100-40GB with its own hardware figures")
     return lines

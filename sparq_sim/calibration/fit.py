@@ -61,15 +61,14 @@ def _spec_for(measurements, devices: dict, fitted, families_present: set) -> dic
     return out
 
 
-def build_calls(measurements):
-    """Phase lists, kernel labels and threads of each measurement."""
-    from sparq_sim.implementations.published_common import kernel_phases
-    calls = [kernel_phases(m.kernel, m.workload()) for m in measurements]
+def build_calls(measurements, kind: str = "gpu"):
+    """Phase lists, kernel labels and threads of each measurement (on a device of `kind`)."""
+    calls = [kernel_phases(m.kernel, m.workload(), kind) for m in measurements]
     return calls, [m.kernel for m in measurements], [m.threads for m in measurements]
 
 
 def call_features(measurements, device, threads_default: int | None = None):
-    calls, kernels, threads = build_calls(measurements)
+    calls, kernels, threads = build_calls(measurements, device.kind)
     th = None
     if device.kind == "cpu":
         th = [t or threads_default or int(device.compute_units.value) for t in threads]
@@ -137,7 +136,7 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
                            max_nfev=3000)
     constants = constants_of(result.x)
     res = residuals(result.x)
-    per_launch = host_ops_per_launch(measurements, constants)
+    per_launch = host_ops_per_launch(measurements, constants, kind)
     if per_launch is not None and "host_ops_per_launch" not in names:
         constants = constants.with_values(host_ops_per_launch=per_launch)
     at_bound = [n for n, v, a, b in zip(names, result.x, lo, hi) if v - a < 1e-3 or b - v < 1e-3]
@@ -149,7 +148,7 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
     return constants.as_dict(), report
 
 
-def host_ops_per_launch(measurements, constants) -> float | None:
+def host_ops_per_launch(measurements, constants, kind: str = "gpu") -> float | None:
     """Host cost per launch for kernels without a fitted constant of their own: the median over the
     fitted kernels of host_ops / launches (None when no kernel has launches)."""
     import statistics
@@ -157,7 +156,7 @@ def host_ops_per_launch(measurements, constants) -> float | None:
     per_launch = []
     for kern in sorted({m.kernel for m in measurements}):
         m = next(r for r in measurements if r.kernel == kern)
-        n = sum(p.launches for p in kernel_phases(kern, m.workload()))
+        n = sum(p.launches for p in kernel_phases(kern, m.workload(), kind))
         if constants.has("host_ops", kern) and n:
             per_launch.append(constants.value("host_ops", kern) / n)
     return statistics.median(per_launch) if per_launch else None

@@ -130,20 +130,21 @@ def topk_is_multiblock(slices: int, size: int) -> bool:
     return size >= 400
 
 
-def torch_topk(s: base.Shape, family: str, extra_launches: int = 0) -> KernelPhase:
+def torch_topk(s: base.Shape, family: str, extra_launches: int = 0, kind: str = "gpu") -> KernelPhase:
     """torch.topk of the k largest approximate scores of each KV head's row of S.
 
     One block per row (sbtopk): its radix select walks the row in the block's own cache; the
     rows' programs bound it (topk_elements, topk_rows). Multi-block (mbtopk): the row is split
     over blocks across the GPU; per 8-bit digit a counting kernel reads the scores and a scan
     kernel updates the prefix, then a gather pass reads them once more: 16-bit scores take
-    2 digit passes + 1 gather = 3 reads and about 10 kernels.
+    2 digit passes + 1 gather = 3 reads and about 10 kernels. On CPUs (``kind`` "cpu") torch.topk
+    ranks each row in one thread: the single-block form.
     """
     scores = s.kv_instances * s.seq * s.elem
     indices = _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)
     layers_rows = s.kv_instances
     per_layer_rows = layers_rows // max(1, s.layers)
-    if topk_is_multiblock(per_layer_rows, s.seq):
+    if kind == "gpu" and topk_is_multiblock(per_layer_rows, s.seq):
         passes = -(-8 * s.elem // MULTIBLOCK_RADIX_BITS)
         launches = 2 * passes + 6
         # each of these kernels is dispatched by the host: the path costs host time the
@@ -160,7 +161,7 @@ def _query_setup(s: base.Shape, family: str, launches: int) -> KernelPhase:
                family, launches, topk_elements=s.q_instances * s.head_dim, topk_rows=s.q_instances)
 
 
-def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False) -> list[Phase]:
+def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False, kind: str = "gpu") -> list[Phase]:
     """sparq-attn-torch(-oneK), and under torch.compile (``fused_small``: fewer, fused small ops).
 
     Step 1 gathers r components of every key into a new tensor (K_t rows when K is stored twice,
@@ -183,7 +184,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
             flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
             1 if few else 5),
-        torch_topk(s, family, 0 if few else 1),
+        torch_topk(s, family, 0 if few else 1, kind),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], family, 1 if few else 2),
         _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
             family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
@@ -203,7 +204,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
     return phases
 
 
-def sparq_triton(w: Workload, family: str = "triton") -> list[Phase]:
+def sparq_triton(w: Workload, family: str = "triton", *, kind: str = "gpu") -> list[Phase]:
     """sparq-attn-triton(-oneK): the three gather-then-matmul steps are Triton kernels with the
     gather fused into the dot product (one program per (batch, head) row, no gathered copy);
     top-k, softmax and lerp stay PyTorch ops (family ``eager`` for their launches)."""
@@ -216,7 +217,7 @@ def sparq_triton(w: Workload, family: str = "triton") -> list[Phase]:
         _ph("step1", [step1, _stream(1, scores, "scores", True)], family, 1, rows=s.kv_instances,
             scattered_loads=scattered, flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], "eager", 2),
-        torch_topk(s, "eager", 1),
+        torch_topk(s, "eager", 1, kind),
         _ph("alpha", [_stream(s.q_instances, s.k * e, "s_hat[i2]")], "eager", 2),
         _ph("step2_keys", [base.gather_rows(s, "K"), _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
             rows=s.kv_instances, flops=2.0 * s.head_dim * s.k * s.q_instances),
@@ -268,37 +269,37 @@ def sparq_fused(w: Workload, family: str = "fused") -> list[Phase]:
 
 def _onek(builder):
     """The K-once form of a SparQ builder (store_k forced to 'once')."""
-    def build(w: Workload):
+    def build(w: Workload, kind: str = "gpu"):
         from dataclasses import replace
-        return builder(replace(w, store_k="once"))
+        return builder(replace(w, store_k="once"), kind)
     return build
 
 
 def _twice(builder):
-    def build(w: Workload):
+    def build(w: Workload, kind: str = "gpu"):
         from dataclasses import replace
-        return builder(replace(w, store_k="twice"))
+        return builder(replace(w, store_k="twice"), kind)
     return build
 
 
 KERNELS = {
     # label: (method, builder(w) -> phases)
-    "attn-torch": ("dense", lambda w: dense_unfused(w, "eager", scale_pass=True)),
-    "attn-compiled": ("dense", lambda w: dense_unfused(w, "compiled", scale_pass=False)),
-    "attn-math": ("dense", lambda w: dense_unfused(w, "sdpa-math", scale_pass=False, copy_k=True)),
-    "attn-flash": ("dense", lambda w: dense_fused(w, "sdpa-flash", copy_kv=w.batch > 1)),
-    "attn-mem-efficient": ("dense", lambda w: dense_fused(w, "sdpa-mem-efficient")),
-    "attn-nn": ("dense", lambda w: dense_fused(w, "sdpa-nn")),
-    "sparq-attn-torch": ("sparq", _twice(lambda w: sparq_eager(w, "eager"))),
-    "sparq-attn-torch-onek": ("sparq", _onek(lambda w: sparq_eager(w, "eager"))),
-    "sparq-attn-compiled": ("sparq", _twice(lambda w: sparq_eager(w, "compiled", fused_small=True))),
-    "sparq-attn-compiled-onek": ("sparq", _onek(lambda w: sparq_eager(w, "compiled", fused_small=True))),
-    "sparq-attn-triton": ("sparq", _twice(lambda w: sparq_triton(w, "triton"))),
-    "sparq-attn-triton-onek": ("sparq", _onek(lambda w: sparq_triton(w, "triton"))),
+    "attn-torch": ("dense", lambda w, kind="gpu": dense_unfused(w, "eager", scale_pass=True)),
+    "attn-compiled": ("dense", lambda w, kind="gpu": dense_unfused(w, "compiled", scale_pass=False)),
+    "attn-math": ("dense", lambda w, kind="gpu": dense_unfused(w, "sdpa-math", scale_pass=False, copy_k=True)),
+    "attn-flash": ("dense", lambda w, kind="gpu": dense_fused(w, "sdpa-flash", copy_kv=w.batch > 1)),
+    "attn-mem-efficient": ("dense", lambda w, kind="gpu": dense_fused(w, "sdpa-mem-efficient")),
+    "attn-nn": ("dense", lambda w, kind="gpu": dense_fused(w, "sdpa-nn")),
+    "sparq-attn-torch": ("sparq", _twice(lambda w, kind: sparq_eager(w, "eager", kind=kind))),
+    "sparq-attn-torch-onek": ("sparq", _onek(lambda w, kind: sparq_eager(w, "eager", kind=kind))),
+    "sparq-attn-compiled": ("sparq", _twice(lambda w, kind: sparq_eager(w, "compiled", fused_small=True, kind=kind))),
+    "sparq-attn-compiled-onek": ("sparq", _onek(lambda w, kind: sparq_eager(w, "compiled", fused_small=True, kind=kind))),
+    "sparq-attn-triton": ("sparq", _twice(lambda w, kind: sparq_triton(w, "triton", kind=kind))),
+    "sparq-attn-triton-onek": ("sparq", _onek(lambda w, kind: sparq_triton(w, "triton", kind=kind))),
     # this project's own fused CPU kernels (sparq_sim.kernels impl="cpu"), for validate --local
-    "attn-cpu": ("dense", lambda w: dense_fused(w, "fused-dense")),
-    "sparq-attn-cpu": ("sparq", _twice(lambda w: sparq_fused(w, "fused"))),
-    "sparq-attn-cpu-onek": ("sparq", _onek(lambda w: sparq_fused(w, "fused"))),
+    "attn-cpu": ("dense", lambda w, kind="gpu": dense_fused(w, "fused-dense")),
+    "sparq-attn-cpu": ("sparq", _twice(lambda w, kind: sparq_fused(w, "fused"))),
+    "sparq-attn-cpu-onek": ("sparq", _onek(lambda w, kind: sparq_fused(w, "fused"))),
 }
 
 
@@ -306,9 +307,9 @@ def kernel_key(label: str) -> str:
     return str(label).strip().lower()
 
 
-def kernel_phases(label: str, w: Workload) -> list[Phase]:
+def kernel_phases(label: str, w: Workload, kind: str = "gpu") -> list[Phase]:
     """Phases of one call of the kernel called `label` (KeyError when unknown)."""
-    return KERNELS[kernel_key(label)][1](w)
+    return KERNELS[kernel_key(label)][1](w, kind)
 
 
 def kernel_method(label: str) -> str:
@@ -335,7 +336,7 @@ class PublishedImplementation:
         else:
             raise ValueError(f"unknown method {method!r}")
         # The kernels work on one layer's tensors; a step runs them once per layer.
-        phases = kernel_phases(label, w)
+        phases = kernel_phases(label, w, device.kind if device is not None else "gpu")
         if layers > 1:
             # Builders already count every layer's bytes (Shape covers all layers); launches are per layer.
             phases = [per_layer_launches(p, layers) for p in phases]

@@ -77,6 +77,21 @@ def batch_grid(limit: int) -> list[int]:
     return sorted(out)
 
 
+def memory_use(w: Workload, device, reserve_fraction: float = RESERVE_FRACTION) -> dict:
+    """Device memory one workload needs per method (weights, the whole batch's KV caches and
+    SparQ's running value mean) and whether it fits beside the reserve, by the rule of `plan`."""
+    capacity = device.capacity_bytes.value
+    reserve = reserve_fraction * capacity
+    weights = weights_bytes(w.model, w.weight_dtype)
+    out = {"capacity_bytes": capacity, "reserve_bytes": reserve, "weights_bytes": weights}
+    for method in ("dense", "sparq"):
+        per_seq = (kv_bytes_per_token(w.model, w.kv_dtype, method, w.store_k) * w.seq
+                   + state_bytes_per_sequence(w.model, method, w.reallocate))
+        need = weights + w.batch * per_seq
+        out[method] = {"memory_bytes": need, "fits_in_memory": need + reserve <= capacity}
+    return out
+
+
 @dataclass(frozen=True)
 class MethodPlan:
     method: str

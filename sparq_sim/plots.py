@@ -1,10 +1,7 @@
 """Output files and charts shared by the commands: atomic writers and matplotlib plots.
 
-* ``check_output_path(path, extensions, flag)``: validate an output file name before any work
-  (UserError naming the flag if the extension is wrong or the folder does not exist).
-* ``atomic_write(path, binary=False)``: a context manager yielding a file object; the data goes
-  to a temporary file in the same folder, moved over `path` with ``os.replace`` only when the
-  block succeeds, so an error never leaves a half-written file. ``write_text_atomic`` wraps it.
+* ``check_output_path``, ``atomic_write``, ``write_text_atomic``: from ``sparq_sim.outputs``
+  (output checks before any work, atomic and all-or-nothing writes), re-exported here.
 * ``save_figure(fig, path)``: a matplotlib figure written atomically, format from the extension.
 * ``roofline_chart``, ``tokens_vs_batch_chart``, ``speedup_heatmap``: the charts of the roofline,
   plan and sweep commands. Each writes its file and returns the series it drew
@@ -16,49 +13,7 @@ prediction path never loads it.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
-
-from sparq_sim.errors import UserError
-
-PLOT_EXTENSIONS = (".png", ".svg")
-
-
-def check_output_path(path, extensions=PLOT_EXTENSIONS, flag: str = "--out") -> Path:
-    """The output path as a Path, or UserError if its extension or folder is wrong."""
-    p = Path(str(path))
-    if p.suffix.lower() not in extensions:
-        raise UserError(f"bad {flag} {str(path)!r}: the file name must end in {' or '.join(extensions)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"bad {flag} {str(path)!r}: folder {str(parent)!r} does not exist")
-    return p
-
-
-@contextmanager
-def atomic_write(path, binary: bool = False):
-    """Write `path` all at once: a temporary file in the same folder, then os.replace."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent) or ".")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
-                                                                          "newline": ""})) as f:
-            yield f
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_text_atomic(path, text: str) -> None:
-    with atomic_write(path) as f:
-        f.write(text)
+from sparq_sim.outputs import PLOT_EXTENSIONS, atomic_write, check_output_path, write_text_atomic  # noqa: F401
 
 
 def new_figure(width: float = 8.0, height: float = 6.0):

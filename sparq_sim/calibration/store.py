@@ -47,6 +47,12 @@ def dumps(device_name: str, family: str, params: dict, sources: dict, meta: dict
 def load(path: str | Path) -> dict:
     """{'device', 'family', 'bandwidth_Bps', 'meta', 'params': {name: {value, basis, source}}}."""
     data = tomlfile.read(path, "calibration file")
+    for key, kind in (("device", str), ("family", str), ("bandwidth_Bps", (int, float)), ("params", dict)):
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise UserError(f"calibration file {path}: field {key} is missing or not a "
+                            f"{'table' if kind is dict else 'string' if kind is str else 'number'}")
+    if not 0 < data["bandwidth_Bps"] < float("inf"):
+        raise UserError(f"calibration file {path}: field bandwidth_Bps must be a positive number")
     for name, fig in data.get("params", {}).items():
         if not isinstance(fig, dict) or not isinstance(fig.get("value"), (int, float)) or not fig.get("source"):
             raise UserError(f"calibration file {path}: params.{name} needs value, basis and source")
@@ -72,6 +78,9 @@ def constants_for(device, path: str | Path | None = None) -> tuple[dict, str]:
         else:
             raise UserError(f"no calibration for {device.name} ({device.kind}): run "
                             f"`sparq-sim validate --local --fit` (CPU) or fit on measurements of its family")
+    if family_kind(cal["family"]) != device.kind:
+        raise UserError(f"calibration file {cal['path']} holds {cal['family']} constants ({cal['device']}); "
+                        f"{device.name} is a {device.kind}: use a calibration of a {device.kind}")
     params = values(cal)
     if cal.get("device") == device.name:
         return params, f"fitted on {cal['device']} ({cal['path']})"
@@ -81,6 +90,11 @@ def constants_for(device, path: str | Path | None = None) -> tuple[dict, str]:
             params[k] *= ratio
     return params, (f"family rule: {cal['device']}'s constants ({cal['path']}), memory-system rates scaled by "
                     f"datasheet bandwidth ratio {ratio:.3g}")
+
+
+def family_kind(family: str) -> str:
+    """The device kind ("cpu" or "gpu") a calibration family's constants describe."""
+    return "gpu" if "gpu" in str(family).lower() else "cpu"
 
 
 def today() -> str:

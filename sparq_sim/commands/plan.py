@@ -60,6 +60,8 @@ def run(args) -> int:
                            kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
                            reallocate=args.reallocate, implementation=impl, timing=args.timing,
                            reserve_fraction=reserve)
+    if args.plot is not None and not any(batches for batches, _ in result.curves.values()):
+        raise UserError(f"no plot written: nothing fits in memory ({'; '.join(result.notes)})")
     if args.plot is not None:
         from sparq_sim.plots import tokens_vs_batch_chart
         tokens_vs_batch_chart(result.curves, {"dense": result.dense.max_batch, "SparQ": result.sparq.max_batch},

@@ -51,6 +51,8 @@ def _seq_label(seq: int) -> str:
 
 
 def run(args) -> int:
+    from functools import partial
+
     from sparq_sim.hardware import load_device
     from sparq_sim.plots import check_output_path
     from sparq_sim.timing import get_timer
@@ -59,7 +61,7 @@ def run(args) -> int:
 
     out = check_output_path(args.out)
     seqs = parse_list(args.seq, parse_seq, "--seq")
-    batches = parse_list(args.batch, parse_positive_int, "--batch")
+    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
     compression = None if args.compression is None else parse_fraction(args.compression, "--compression")
     model = _args.model_from_args(args)
     impl = _args.implementation_from_args(args)

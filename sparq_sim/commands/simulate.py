@@ -12,6 +12,9 @@ from sparq_sim.commands import _args
 NAME = "simulate"
 HELP = "simulate the DRAM path phase by phase: bytes requested vs moved, bandwidth, row hits, channel use"
 ORDER = 20
+MAX_SEED = 2 ** 32 - 1      # numpy's seed range
+MIN_SLICE = 100             # fewer requests never reach the steady state the scaling assumes
+MAX_SLICE = 100_000         # cost is linear in it; more buys no accuracy the default lacks
 
 
 def add_arguments(parser) -> None:
@@ -37,12 +40,16 @@ def run(args) -> int:
     workload = _args.workload_from_args(args)
     device = load_device(args.hw)
     try:
-        seed = int(args.seed)
+        seed = int(str(args.seed).strip())
     except ValueError:
         raise UserError(f"bad --seed {args.seed!r}: expected an integer") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"bad --seed {args.seed!r}: must be between 0 and {MAX_SEED}")
     slice_requests = parse_positive_int(args.slice_requests, "--slice-requests")
-    if slice_requests < 100:
-        raise UserError(f"bad --slice-requests {args.slice_requests!r}: use at least 100")
+    if not MIN_SLICE <= slice_requests <= MAX_SLICE:
+        raise UserError(f"bad --slice-requests {args.slice_requests!r}: use {MIN_SLICE} to {MAX_SLICE} (time and "
+                        f"memory grow with it: the default 4000 takes about a second, {MAX_SLICE} several "
+                        "seconds)")
     timer = SimulatedTimer(device, seed=seed, slice_requests=slice_requests)
     impl = _args.implementation_from_args(args)
     methods = ("dense", "sparq") if args.method == "both" else (args.method,)

@@ -124,6 +124,7 @@ def heatmap_panels(rows: list[dict], metric: str) -> dict:
 
 
 def run(args) -> int:
+    from functools import partial
     from pathlib import Path
 
     from sparq_sim.hardware import load_device
@@ -136,7 +137,7 @@ def run(args) -> int:
     seqs = parse_seqs(args.seq)
     rs = parse_list(args.r, parse_positive_int, "--r")
     ks = parse_list(args.k, parse_k_spec, "--k")
-    batches = parse_list(args.batch, parse_positive_int, "--batch")
+    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
     if args.models:
         models = [get_preset(m.strip()) for m in args.models.split(",") if m.strip()]
     else:
@@ -152,10 +153,12 @@ def run(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     if not rows:
         raise UserError("no valid combination to predict (every one was skipped)")
-    write_rows(out, rows)
+    from sparq_sim.outputs import OutputSet
     from sparq_sim.plots import speedup_heatmap
-    speedup_heatmap(heatmap_panels(rows, args.metric), plot,
-                    f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing} timing)")
+    with OutputSet() as outputs:   # the rows and the heatmap, or neither
+        write_rows(outputs.staged(out), rows)
+        speedup_heatmap(heatmap_panels(rows, args.metric), outputs.staged(plot),
+                        f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing} timing)")
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0

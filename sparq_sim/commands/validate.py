@@ -8,6 +8,8 @@ See docs/validation.md for the method, the models and the recorded results.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
 
@@ -34,6 +36,9 @@ def add_arguments(parser) -> None:
                         help="with --fit: also write the fitted constants, with their provenance, to this file")
     parser.add_argument("--plot", metavar="FILE", help="write predicted-vs-measured and error-vs-S plots (.png/.svg)")
     parser.add_argument("--worst", default="10", help="worst rows to list (default 10)")
+    parser.add_argument("--max-median-error", dest="max_median_error", metavar="PCT",
+                        help="exit with code 1 when the overall median absolute error exceeds PCT percent "
+                             "(an accuracy gate for CI)")
     local = parser.add_argument_group("--local")
     local.add_argument("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot")
     local.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
@@ -47,19 +52,32 @@ def run(args) -> int:
     from sparq_sim.units import parse_list, parse_positive_int, parse_seq
     from sparq_sim.validation import core
 
+    from sparq_sim.outputs import OutputSet, check_output_folder, check_output_path
+    from sparq_sim.units import parse_number
+
     worst = parse_positive_int(args.worst, "--worst")
+    gate = None if args.max_median_error is None else \
+        parse_number(args.max_median_error, "--max-median-error", 0, 1e6, "10")
     if args.plot:
-        from sparq_sim.plots import check_output_path
         check_output_path(args.plot, flag="--plot")
     if args.local:
         if args.holdout or args.train_seq or args.write_calibration:
             raise UserError("--holdout, --train-seq and --write-calibration go with --measurements")
+        from sparq_sim.commands._args import MAX_THREADS
+        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads", MAX_THREADS)
+        if not args.out:
+            raise UserError("--local needs --out FOLDER for its results")
+        check_output_folder(args.out)
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise UserError(f"validate --local needs the kernels extra (pip install 'sparq-sim[kernels]'): "
+                            f"{exc}") from None
         from sparq_sim.validation import local
-        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads")
         report = local.run_local(out=args.out, quick=args.quick, calibrate=args.calibrate, fit=args.fit,
                                  threads=threads, plot=args.plot, calibration=args.calibration)
         _print(report, args, worst)
-        return 0
+        return _gate(report, gate)
 
     from sparq_sim.validation.measurements import read_measurements
     if args.out or args.quick or args.calibrate or args.threads:
@@ -70,7 +88,40 @@ def run(args) -> int:
         raise UserError("--write-calibration needs --fit")
     if args.write_calibration and args.holdout:
         raise UserError("--write-calibration fits on the whole file: drop --holdout")
+    if args.write_calibration:
+        check_output_path(args.write_calibration, (".toml",), flag="--write-calibration")
+        if args.plot and Path(args.plot).resolve() == Path(args.write_calibration).resolve():
+            raise UserError("--plot and --write-calibration name the same file")
     rows = read_measurements(args.measurements)
+    with OutputSet() as outputs:
+        report = _validate_file(rows, args, outputs)
+        if args.plot:
+            core.plot(report, outputs.staged(args.plot))
+    _print(report, args, worst)
+    return _gate(report, gate)
+
+
+def _gate(report, gate) -> int:
+    """1 when the overall median error exceeds --max-median-error, else 0."""
+    import sys
+
+    import numpy as np
+    if gate is None:
+        return 0
+    median = float(np.median(report.errors))
+    if median > gate:
+        print(f"sparq-sim: median absolute error {median:.2f}% exceeds --max-median-error {gate:g}%",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate_file(rows, args, outputs):
+    """The report of a measurement file (fitted, held out or with stored constants); a fitted
+    calibration is staged in `outputs`."""
+    from sparq_sim.units import parse_list, parse_seq
+    from sparq_sim.validation import core
+
     if args.holdout:
         train_seqs = None
         if args.train_seq:
@@ -84,16 +135,13 @@ def run(args) -> int:
             devices = {m.hardware for m in rows}
             if len(devices) != 1:
                 raise UserError("--write-calibration needs a file with one device")
-            _write_calibration(rows, args)
+            _write_calibration(rows, args, outputs.staged(args.write_calibration))
         report = core.validate(rows, fit=args.fit, calibration=args.calibration,
                                label=f"{args.measurements}" + (" (fitted on itself)" if args.fit else ""))
-    if args.plot:
-        core.plot(report, args.plot)
-    _print(report, args, worst)
-    return 0
+    return report
 
 
-def _write_calibration(rows, args) -> None:
+def _write_calibration(rows, args, path) -> None:
     import shlex
     import sys
 
@@ -102,7 +150,7 @@ def _write_calibration(rows, args) -> None:
 
     device = device_for(rows[0].hardware)
     command = "sparq-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "sparq-sim validate"
-    calibrate(rows, device, args.write_calibration, command=command, fitted_on=str(args.measurements),
+    calibrate(rows, device, path, command=command, fitted_on=str(args.measurements),
               family=device.kind)
 
 

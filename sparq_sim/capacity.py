@@ -165,12 +165,16 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
 
     limits = {m: max_batch(capacity, weights, reserve, per_seq(m)) for m in ("dense", "sparq")}
     cache: dict = {}
+    from sparq_sim.progress import progress
+    bar = progress(total=len(batch_grid(limits["dense"])) + len(set(search) | set(compressions))
+                   * max(1, len(batch_grid(limits["sparq"]))) + 1, desc="plan", unit="prediction")
 
     def run(batch, c):
         key = (batch, c)
         if key not in cache:
             w = Workload.build(model, seq, batch=batch, compression=c, **common)
             cache[key] = predict(w, device, impl, timer=timer)
+            bar.update(1)
         return cache[key]
 
     def rate(p, method):
@@ -212,6 +216,7 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
                 w = run(b, c).workload
                 best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k,
                         "tokens_per_s": t}
+    bar.close()
     return Plan(device, model, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
                 dense, variants[0], variants, best, dense_best, curves, tuple(notes))
 

@@ -175,15 +175,19 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     # by S, so that calibration (512, 2k, 8k, 32k) and validation (1k, 4k, 16k, 64k) sizes alternate,
     # and every other round backwards, so that a drift within a round biases neither set
     by_seq = sorted(cases, key=lambda c: c[1])
+    from sparq_sim.progress import progress
+    bar = progress(total=ROUNDS * total, desc=what.strip(), unit="case")
     for rnd in range(ROUNDS):
         for i, c in enumerate(by_seq if rnd % 2 == 0 else by_seq[::-1]):
             kern, S, r, k = c
-            _progress(what, (rnd * total + i) / ROUNDS, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
+            bar.set_postfix_str(f"{kern} S={S} r={r or '-'} k={k or '-'}", refresh=False)
             res = _time(_fn(kern, r, k, inputs[S]), flush, budget / ROUNDS, max(5, max_reps // ROUNDS))
+            bar.update(1)
             if c not in best or res[0] < best[c][0]:
                 best[c] = (res[0], res[1], res[2] * ROUNDS, res[3])
     del inputs
-    _progress(what, total, total, t0, "done", end=True)
+    bar.close()
+    print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows = []
     for c in cases:
         kern, S, r, k = c
@@ -195,16 +199,6 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
                      "duration_s": repr(med), "duration_stderr_s": repr(se), "reps": reps, "warmup": warm,
                      "torch_version": torch.__version__})
     return rows, notes
-
-
-def _progress(what, done, total, t0, text, end=False):
-    width = 30
-    fill = int(width * min(done, total) / max(1, total))
-    el = time.perf_counter() - t0
-    sys.stderr.write(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {int(done)}/{total} {el:5.0f}s {text[:40]:40s}")
-    if end:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def _save_runs(rows, path) -> None:

@@ -26,9 +26,11 @@ def roofline_points(device, workloads, impl, timer) -> list[dict]:
     """Intensity and attained flop/s of dense and SparQ attention and whole step, per workload."""
     from sparq_sim.predict import predict
 
+    from sparq_sim.progress import progress
+
     points = []
     multi_batch = len({w.batch for w in workloads}) > 1
-    for w in workloads:
+    for w in progress(workloads, desc="roofline", unit="case"):
         p = predict(w, device, impl, timer=timer)
         other_flops = sum(ph.flops for ph in impl.other_phases(w, device))
         case = _seq_label(w.seq) + (f" B{w.batch}" if multi_batch else "")

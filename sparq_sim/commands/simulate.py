@@ -63,10 +63,13 @@ def run(args) -> int:
         "workload": workload.to_dict(), "implementation": impl.name, "seed": seed,
         "slice_requests": slice_requests,
     }
-    for method in methods:
-        phases = impl.attention_phases(workload, method, device) + impl.other_phases(workload, device)
+    from sparq_sim.progress import progress
+    work = [(m, impl.attention_phases(workload, m, device) + impl.other_phases(workload, device)) for m in methods]
+    bar = progress(total=sum(len(phases) for _, phases in work), desc="simulate", unit="phase")
+    for method, phases in work:
         out = []
         for phase in phases:
+            bar.update(1)
             stats = timer.phase_stats(phase)
             pt = timer.time_phase(phase, stats)
             entry = stats.to_dict()
@@ -74,6 +77,7 @@ def run(args) -> int:
                           "overhead_s": pt.overhead_s, "bound": pt.bound})
             out.append(entry)
         result[method] = out
+    bar.close()
     if args.format == "json":
         _args.print_json(result)
     else:

@@ -71,7 +71,11 @@ def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) ->
     from sparq_sim.timing import get_timer
     from sparq_sim.workload import Workload
 
+    from sparq_sim.progress import progress
+
     rows, notes = [], []
+    bar = progress(total=len(devices) * len(models) * len(seqs) * len(batches) * len(rs) * len(ks),
+                   desc="sweep", unit="case")
     for device in devices:
         timer = get_timer(timing, device)
         for model in models:
@@ -79,6 +83,7 @@ def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) ->
                 for b in batches:
                     for r in rs:
                         for k_label, k_of in ks:
+                            bar.update(1)
                             k = k_of(s)
                             if k > s or r > model.head_dim:
                                 notes.append(f"skipped {device.name} {model.name} S={s} r={r} k={k_label}: "
@@ -100,6 +105,7 @@ def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage) ->
                                 "dense_tokens_per_s": b * p.dense.tokens_per_s,
                                 "sparq_tokens_per_s": b * p.sparq.tokens_per_s,
                                 "dense_bound": p.dense.step.bound, "sparq_bound": p.sparq.step.bound})
+    bar.close()
     return rows, notes
 
 

@@ -92,11 +92,21 @@ def run(args) -> int:
         check_output_path(args.write_calibration, (".toml",), flag="--write-calibration")
         if args.plot and Path(args.plot).resolve() == Path(args.write_calibration).resolve():
             raise UserError("--plot and --write-calibration name the same file")
+    from sparq_sim.progress import progress
+    stages = ["reading", "fitting" if args.fit or args.holdout else "predicting"] + (["plotting"] if args.plot else [])
+    bar = progress(total=len(stages), desc="validate", unit="stage")
+    bar.set_postfix_str(stages[0])
     rows = read_measurements(args.measurements)
+    bar.update(1)
+    bar.set_postfix_str(stages[1])
     with OutputSet() as outputs:
         report = _validate_file(rows, args, outputs)
+        bar.update(1)
         if args.plot:
+            bar.set_postfix_str("plotting")
             core.plot(report, outputs.staged(args.plot))
+            bar.update(1)
+    bar.close()
     _print(report, args, worst)
     return _gate(report, gate)
 

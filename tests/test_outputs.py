@@ -217,3 +217,17 @@ def test_validate_local_failing_plot_leaves_nothing(cli, tmp_path, monkeypatch):
     assert code == 0, err
     assert files_in(tmp_path) == ["w", "w/predictions.csv", "w/report.json", "w/results.csv", "w/summary.md",
                                   "w/validate.png"]
+
+
+@needs_proc
+@pytest.mark.parametrize("out,needle", [("/proc/local.toml", "cannot write in folder '/proc'"),
+                                        ("nodir/local.toml", "does not exist"), ("local.txt", "must end in .toml")])
+def test_measure_checks_its_output_before_measuring(cli, tmp_path, monkeypatch, out, needle):
+    pytest.importorskip("numba")
+    import sparq_sim.kernels.membench as membench
+
+    def fail(*a, **k):
+        raise AssertionError("measured before the output was checked")
+    monkeypatch.setattr(membench, "run_all", fail)
+    monkeypatch.chdir(tmp_path)
+    one_line(cli("measure", "--out", out), needle)

@@ -13,6 +13,7 @@ replaced by a measurement). Sections the core does not read (``[dram]`` for the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,16 +28,18 @@ DTYPES = ("float32", "float16", "bfloat16", "float8", "int8")
 # (weights are dequantised on the fly).
 PEAK_FALLBACK = {"float8": "float16", "int8": "float16", "bfloat16": "float32", "float16": "float32"}
 
-# field -> (path in the file, lower bound, upper bound)
+# field -> (path in the file, lower bound, upper bound): plausible bounds for any device, so a slip
+# of a few orders of magnitude (or inf, nan) is caught. The lower bound is exclusive, the upper
+# inclusive; launch_s may be 0.
 REQUIRED_FIGURES = {
-    "bandwidth_Bps": (("memory", "bandwidth_Bps"), 0, None),
-    "achievable_fraction": (("memory", "achievable_fraction"), 0, 1),
-    "capacity_bytes": (("memory", "capacity_bytes"), 0, None),
-    "channels": (("memory", "channels"), 0, None),
-    "granularity_bytes": (("memory", "access_granularity_bytes"), 0, None),
-    "llc_bytes": (("cache", "llc_bytes"), 0, None),
-    "compute_units": (("compute", "units"), 0, None),
-    "launch_s": (("overheads", "launch_s"), -1e-300, None),
+    "bandwidth_Bps": (("memory", "bandwidth_Bps"), 1e8, 1e15),               # 0.1 GB/s .. 1 PB/s
+    "achievable_fraction": (("memory", "achievable_fraction"), 0.01, 1),
+    "capacity_bytes": (("memory", "capacity_bytes"), 1e6, 1e15),             # 1 MB .. 1 PB
+    "channels": (("memory", "channels"), 0, 65536),
+    "granularity_bytes": (("memory", "access_granularity_bytes"), 0, 4096),
+    "llc_bytes": (("cache", "llc_bytes"), 0, 1e11),
+    "compute_units": (("compute", "units"), 0, 1e6),
+    "launch_s": (("overheads", "launch_s"), -1e-300, 0.1),
     # physics the structural cost model derives device behaviour from (sparq_sim.calibration.model)
     "clock_hz": (("compute", "clock_hz"), 1e8, 1e10),
     "llc_bandwidth_Bps": (("cache", "bandwidth_Bps"), 1e9, 1e15),
@@ -47,6 +50,34 @@ REQUIRED_FIGURES = {
 GPU_FIGURES = {
     "graph_kernel_s": (("overheads", "graph_kernel_s"), 1e-8, 1e-4),
 }
+PEAK_FLOPS_BOUNDS = (1e6, 1e18)   # flop/s: a microcontroller .. far beyond any accelerator
+# Keys each section may hold (a misspelt key is an error, not a silently ignored figure).
+# [dram] belongs to the simulator (sparq_sim.simulator.config checks it) and [calibration] holds
+# any measured or fitted figures; both are kept in Device.raw.
+SECTIONS = {
+    "": {"name", "description", "kind", "aliases", "memory", "cache", "compute", "overheads", "dram",
+         "calibration", "host", "link"},
+    "memory": {"technology", "bandwidth_Bps", "achievable_fraction", "capacity_bytes", "channels",
+               "access_granularity_bytes"},
+    "cache": {"llc_bytes", "bandwidth_Bps"},
+    "compute": {"units", "clock_hz", "peak_flops"},
+    "overheads": {"launch_s", "graph_kernel_s"},
+    "host": {"op_dispatch_s"},
+    "link": {"technology", "bandwidth_Bps", "latency_s"},
+}
+
+
+def _check_keys(data: dict, path: str) -> None:
+    """UserError naming the first key that no section of the schema knows."""
+    for section, known in SECTIONS.items():
+        table = data if not section else data.get(section, {})
+        if not isinstance(table, dict):
+            raise UserError(f"hardware file {path}: field {section} must be a table")
+        unknown = sorted(set(table) - known)
+        if unknown:
+            where = f"section [{section}]" if section else "the top level"
+            raise UserError(f"hardware file {path}: unknown field {unknown[0]!r} in {where} "
+                            f"(known: {', '.join(sorted(known))})")
 
 
 @dataclass(frozen=True)
@@ -127,6 +158,8 @@ def _figure(table: dict, where: str, path: str, low, high) -> Figure:
     value = table.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad(f"value must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise bad(f"value must be a finite number, got {value!r}")
     if low is not None and not value > low:
         raise bad(f"value must be greater than {low}, got {value!r}")
     if high is not None and value > high:
@@ -160,6 +193,7 @@ def parse_device(data: dict, path: str) -> Device:
             raise UserError(f"hardware file {path}: field {key} must be a non-empty string")
         return value.strip()
 
+    _check_keys(data, path)
     name, kind = text("name"), text("kind")
     if kind not in KINDS:
         raise UserError(f"hardware file {path}: field kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -182,9 +216,18 @@ def parse_device(data: dict, path: str) -> Device:
         if dtype not in DTYPES:
             raise UserError(f"hardware file {path}: field compute.peak_flops.{dtype}: unknown dtype "
                             f"(choose from {', '.join(DTYPES)})")
-        peaks[dtype] = _figure(table, f"compute.peak_flops.{dtype}", path, 0, None)
+        peaks[dtype] = _figure(table, f"compute.peak_flops.{dtype}", path, *PEAK_FLOPS_BOUNDS)
     if "float32" not in peaks:
         raise UserError(f"hardware file {path}: field compute.peak_flops.float32 is missing")
+    for attr in ("channels", "compute_units"):
+        if figures[attr].value != int(figures[attr].value):
+            raise UserError(f"hardware file {path}: field {'.'.join(REQUIRED_FIGURES[attr][0])} must be "
+                            f"a whole number, got {figures[attr].value!r}")
+    calibration = data.get("calibration", {})
+    if not isinstance(calibration, dict):
+        raise UserError(f"hardware file {path}: field calibration must be a table")
+    for key, table in calibration.items():
+        _figure(table, f"calibration.{key}", path, None, None)
     granularity = figures["granularity_bytes"].value
     if granularity != int(granularity) or int(granularity) & (int(granularity) - 1):
         raise UserError(f"hardware file {path}: field memory.access_granularity_bytes must be a power of two")

@@ -26,6 +26,11 @@ torch-eager       replicas of the published eager kernels: dense = attn-torch (m
 torch-eager-onek  SparQ only: sparq-attn-torch-oneK even when K_t is given.
 torch-sdpa        dense only: torch's scaled_dot_product_attention (published attn-nn).
 
+In a decode loop, keep K_t and the running v_mean as state instead of passing ``v_mean=None``
+(a full pass over V each call): ``from sparq_sim.kernels.decoding import SparqDecoder`` keeps K,
+V, K_t and v_mean up to date per appended token and calls the kernel on them (``dec.step(q, key,
+value)``).
+
 Also here: ``timing`` (time_call, TimingResult, measure_stream_bandwidth: the harness the
 validation suite reuses), ``profiling`` (one workload timed with bytes and GB/s, behind
 ``sparq-sim profile``), ``bench_cpu`` and ``bench_triton`` (benchmark scripts, results in

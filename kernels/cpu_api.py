@@ -3,7 +3,9 @@
 KV storage: float32 as is; float16 and bfloat16 passed as their 16-bit patterns (uint16 and
 int16 views, no copy) and converted on load; float64 is cast to float32 (a copy). q and the
 value mean are taken as float32. Arithmetic is float32; the result has q's dtype.
-Inputs must be CPU tensors; non-contiguous ones are made contiguous (a copy).
+Inputs must be CPU tensors. A view whose last dimension has unit stride (the first S positions
+of a preallocated cache, as ``decoding.SparqDecoder`` passes them) is read in place; other
+non-contiguous tensors are made contiguous (a copy).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ def kv_array(t: torch.Tensor, name: str) -> np.ndarray:
     if t.device.type != "cpu":
         raise UserError(f"impl 'cpu' needs CPU tensors, {name} is on {t.device}")
     t = t.detach()
-    if not t.is_contiguous():
-        t = t.contiguous()
+    if not t.is_contiguous() and (t.stride(-1) != 1 or min(t.stride()) < 0):
+        t = t.contiguous()   # rows of unit stride are passed as a strided view (a cache's prefix), no copy
     if t.dtype == torch.float32:
         return t.numpy()
     if t.dtype == torch.float16:

@@ -156,7 +156,12 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
             q, K, V, r=case.r, k=case.k, local_window=case.local_window, reallocate=case.reallocate,
             v_mean=vm, K_t=K_t, impl=case.impl))
     huge_before = huge_page_bytes() if device == "cpu" else 0
-    inputs = [make() for _ in range(n_copies)]   # shared by both methods
+    from sparq_sim.progress import progress
+    bar = progress(total=n_copies + rounds * len(calls), desc="profile", unit="step")
+    inputs = []   # shared by both methods
+    for _ in range(n_copies):
+        inputs.append(make())
+        bar.update(1)
     if device == "cpu":   # the inputs' memory in huge pages: shows whether --huge-pages took effect
         result["inputs_huge_page_bytes"] = max(0, huge_page_bytes() - huge_before)
     per_round = []
@@ -167,8 +172,10 @@ def profile_case(case: Case, warmup: int = 3, repeats: int = 15, copies: int | N
             it = iter(range(10 ** 9))
             timed[method] = timing.time_call(fn, lambda: inputs[next(it) % n_copies], warmup, repeats,
                                              copies=n_copies, sync=sync)
+            bar.update(1)
         after = stream_now() if stream_now else None
         per_round.append((timed, None if before is None else (before + after) / 2))
+    bar.close()
     for method, (impl, _) in calls.items():
         medians = [t[method].median_s for t, _ in per_round]
         res = per_round[0][0][method] if rounds == 1 else timing.summarize(medians, n_copies)

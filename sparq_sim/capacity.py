@@ -81,6 +81,21 @@ def batch_grid(limit: int) -> list[int]:
     return sorted(out)
 
 
+def memory_use(w: Workload, device, reserve_fraction: float = RESERVE_FRACTION) -> dict:
+    """Device memory one workload needs per method (weights, the whole batch's KV caches and
+    SparQ's running value mean) and whether it fits beside the reserve, by the rule of `plan`."""
+    capacity = device.capacity_bytes.value
+    reserve = reserve_fraction * capacity
+    weights = weights_bytes(w.model, w.weight_dtype)
+    out = {"capacity_bytes": capacity, "reserve_bytes": reserve, "weights_bytes": weights}
+    for method in ("dense", "sparq"):
+        per_seq = (kv_bytes_per_token(w.model, w.kv_dtype, method, w.store_k) * w.seq
+                   + state_bytes_per_sequence(w.model, method, w.reallocate))
+        need = weights + w.batch * per_seq
+        out[method] = {"memory_bytes": need, "fits_in_memory": need + reserve <= capacity}
+    return out
+
+
 @dataclass(frozen=True)
 class MethodPlan:
     method: str
@@ -171,12 +186,16 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
 
     limits = {m: max_batch(capacity, weights, reserve, per_seq(m)) for m in ("dense", "sparq")}
     cache: dict = {}
+    from sparq_sim.progress import progress
+    bar = progress(total=len(batch_grid(limits["dense"])) + len(set(search) | set(compressions))
+                   * max(1, len(batch_grid(limits["sparq"]))) + 1, desc="plan", unit="prediction")
 
     def run(batch, c):
         key = (batch, c)
         if key not in cache:
             w = Workload.build(model, seq, batch=batch, compression=c, **common)
             cache[key] = predict(w, device, impl, timer=timer)
+            bar.update(1)
         return cache[key]
 
     def step_s(p, method):
@@ -221,6 +240,7 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
                 w = run(b, c).workload
                 best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k,
                         "tokens_per_s": t}
+    bar.close()
     return Plan(device, full, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
                 dense, variants[0], variants, best, dense_best, curves, tuple(notes), tp)
 

@@ -1,10 +1,7 @@
 """Output files and charts shared by the commands: atomic writers and matplotlib plots.
 
-* ``check_output_path(path, extensions, flag)``: validate an output file name before any work
-  (UserError naming the flag if the extension is wrong or the folder does not exist).
-* ``atomic_write(path, binary=False)``: a context manager yielding a file object; the data goes
-  to a temporary file in the same folder, moved over `path` with ``os.replace`` only when the
-  block succeeds, so an error never leaves a half-written file. ``write_text_atomic`` wraps it.
+* ``check_output_path``, ``atomic_write``, ``write_text_atomic``: from ``sparq_sim.outputs``
+  (output checks before any work, atomic and all-or-nothing writes), re-exported here.
 * ``save_figure(fig, path)``: a matplotlib figure written atomically, format from the extension.
 * ``roofline_chart``, ``tokens_vs_batch_chart``, ``speedup_heatmap``: the charts of the roofline,
   plan and sweep commands. Each writes its file and returns the series it drew
@@ -16,49 +13,7 @@ prediction path never loads it.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
-
-from sparq_sim.errors import UserError
-
-PLOT_EXTENSIONS = (".png", ".svg")
-
-
-def check_output_path(path, extensions=PLOT_EXTENSIONS, flag: str = "--out") -> Path:
-    """The output path as a Path, or UserError if its extension or folder is wrong."""
-    p = Path(str(path))
-    if p.suffix.lower() not in extensions:
-        raise UserError(f"bad {flag} {str(path)!r}: the file name must end in {' or '.join(extensions)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"bad {flag} {str(path)!r}: folder {str(parent)!r} does not exist")
-    return p
-
-
-@contextmanager
-def atomic_write(path, binary: bool = False):
-    """Write `path` all at once: a temporary file in the same folder, then os.replace."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent) or ".")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8",
-                                                                          "newline": ""})) as f:
-            yield f
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_text_atomic(path, text: str) -> None:
-    with atomic_write(path) as f:
-        f.write(text)
+from sparq_sim.outputs import PLOT_EXTENSIONS, atomic_write, check_output_path, write_text_atomic  # noqa: F401
 
 
 def new_figure(width: float = 8.0, height: float = 6.0):
@@ -83,91 +38,131 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+METHOD_COLORS = {"dense": "tab:blue", "sparq": "tab:orange"}
+PART_MARKERS = {"attention": "o", "step": "s"}
+POINTS_SHARE = 0.55   # the enlarged panel's left part holding the points; labels go right of it
+LABEL_GAP = 0.05      # label spacing, fraction of the panel's height (10-point text)
+
+
+def _spread(heights: list[float], gap: float, low: float = 0.03, high: float = 0.97) -> list[float]:
+    """Label heights (axes fractions) as close to the sorted `heights` as a spacing of `gap` allows,
+    within [low, high]: pushed up past each other, then back down from the top if they overflow."""
+    out = []
+    for h in heights:
+        out.append(max(h, low, out[-1] + gap if out else low))
+    top = high
+    for i in range(len(out) - 1, -1, -1):
+        out[i] = min(out[i], top)
+        top = out[i] - gap
+    return out
+
+
 def roofline_chart(device, points: list[dict], path, title: str | None = None) -> dict:
-    """Roofline of `device` with labelled points; returns the series drawn.
+    """Roofline of `device` with its points labelled; returns the series drawn.
 
     points: dicts with ``label``, ``intensity`` (flop/byte), ``flops_per_s``, ``method``
-    ("dense" or "sparq"), ``part`` ("attention" or "step") and optionally ``case`` (points of one
-    case share a colour). Points are numbered; when they span less than 30x in intensity an
-    enlarged inset shows them.
-    Lines: the sustained bandwidth slope (solid), the datasheet peak slope (dashed), a measured or
-    fitted slope where the device file has one, and a compute ceiling per dtype.
+    ("dense" or "sparq"), ``part`` ("attention" or "step") and optionally ``seq`` and ``batch``.
+    Two panels. Left, the whole roofline: the sustained bandwidth slope (solid), the datasheet
+    peak slope (dashed), a measured or fitted slope where the device file has one (dotted), a
+    compute ceiling per dtype, the points small, and a box round them. Right, that box enlarged
+    (decoding sits at about 1 flop/byte, so the points crowd into one spot of the whole chart):
+    colour is the method (dense, SparQ), marker the part (filled circle: attention, hollow
+    square: whole step), and every point is labelled
+    by name in a column beside the points, with a leader line, so no label covers another.
     """
     import numpy as np
+    from matplotlib.patches import Rectangle
 
     series: dict = {}
-    xs = [p["intensity"] for p in points] or [1.0]
-    lo = 10 ** np.floor(np.log10(max(min(xs) / 10, 1e-4)))
     peaks = {dtype: fig.value for dtype, fig in device.peak_flops.items()}
-    ridge_max = max(peaks.values()) / device.sustained_bandwidth
-    hi = 10 ** np.ceil(np.log10(max(max(xs) * 10, ridge_max * 10)))
-    x = np.logspace(np.log10(lo), np.log10(hi), 200)
     top = max(peaks.values())
-    fig = new_figure(9, 6.5)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    sustained = device.sustained_bandwidth
+    xs = [p["intensity"] for p in points] or [1.0]
+    ys = [p["flops_per_s"] for p in points] or [sustained]
+    lo = 10 ** np.floor(np.log10(max(min(xs) / 10, 1e-4)))
+    hi = 10 ** np.ceil(np.log10(max(max(xs) * 10, top / sustained * 10)))
+    x = np.logspace(np.log10(lo), np.log10(hi), 200)
+    fig = new_figure(14, 6.5)
+    ax, zoom = fig.subplots(1, 2, width_ratios=[1, 1.35])
+    for a in (ax, zoom):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.grid(True, which="both", alpha=0.3)
+        a.tick_params(labelsize=10)
 
-    def slope(bw, label, style, color):
-        y = np.minimum(x * bw, top)
-        ax.plot(x, y, style, color=color, label=label)
+    slopes = [(sustained, f"sustained bandwidth{' (' + device.achievable_fraction.basis + ')' if device.achievable_fraction.basis in ('measured', 'fitted') else ''} "
+               f"{_si(sustained, 'B/s')}", "-", "black"),
+              (device.bandwidth_Bps.value, f"datasheet peak {_si(device.bandwidth_Bps.value, 'B/s')}", "--", "gray")]
+    slopes += [(value, f"{name} {_si(value, 'B/s')}", ":", "tab:purple")
+               for name, value in _measured_bandwidths(device).items()]
+    for bw, label, style, color in slopes:
+        ax.plot(x, np.minimum(x * bw, top), style, color=color, label=label)
         series[label] = {"kind": "bandwidth", "bytes_per_s": bw}
-
-    bw_basis = device.achievable_fraction.basis
-    calibrated = bw_basis in ("measured", "fitted")
-    slope(device.sustained_bandwidth,
-          f"sustained bandwidth{' (' + bw_basis + ')' if calibrated else ''} {_si(device.sustained_bandwidth, 'B/s')}",
-          "-", "black")
-    slope(device.bandwidth_Bps.value, f"datasheet peak {_si(device.bandwidth_Bps.value, 'B/s')}", "--", "gray")
-    for name, value in _measured_bandwidths(device).items():
-        slope(value, f"{name} {_si(value, 'B/s')}", ":", "tab:purple")
-    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:brown", "tab:pink"]
+    ceiling_colors = ["tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
     for i, (dtype, value) in enumerate(sorted(peaks.items(), key=lambda kv: kv[1])):
         basis = device.peak_flops[dtype].basis
         label = f"{dtype} peak {_si(value, 'flop/s')}" + (f" ({basis})" if basis in ("measured", "fitted") else "")
-        ridge = value / device.sustained_bandwidth
+        ridge = value / sustained
         xr = x[x >= ridge]
         ax.plot(np.concatenate([[ridge], xr]), np.full(len(xr) + 1, value), "-", lw=1,
-                color=colors[i % len(colors)], alpha=0.7, label=label)
+                color=ceiling_colors[i % len(ceiling_colors)], alpha=0.8, label=label)
         series[label] = {"kind": "compute", "flops_per_s": value, "dtype": dtype}
-    markers = {("dense", "attention"): "o", ("sparq", "attention"): "s",
-               ("dense", "step"): "^", ("sparq", "step"): "D"}
-    cases = list(dict.fromkeys(p.get("case", "") for p in points))
-    palette = ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:cyan",
-               "tab:olive", "tab:pink", "tab:gray"]
-    # Points of one case share a colour; method and part set the marker (filled: attention,
-    # hollow: whole step). Every point has its own legend entry, and a number beside it.
-    inset = None
-    px = [p["intensity"] for p in points]
-    if points and max(px) / min(px) < 30:
-        inset = ax.inset_axes([0.06, 0.52, 0.42, 0.42])
-        for bw, style, color in ((device.sustained_bandwidth, "-", "black"),
-                                 (device.bandwidth_Bps.value, "--", "gray")):
-            xi = np.logspace(np.log10(min(px) / 1.5), np.log10(max(px) * 1.5), 20)
-            inset.plot(xi, xi * bw, style, color=color)
-        inset.set_xscale("log")
-        inset.set_yscale("log")
-        inset.set_title("points, enlarged", fontsize=7)
-        inset.tick_params(labelsize=6)
-        inset.grid(True, which="both", alpha=0.3)
-    for n, p in enumerate(points, start=1):
-        color = palette[cases.index(p.get("case", "")) % len(palette)]
-        style = dict(marker=markers.get((p["method"], p["part"]), "D" if p["part"] == "attention" else "d"), s=40, zorder=3,
-                     edgecolors=color, facecolors="none" if p["part"] == "step" else color)
-        for target in (ax, inset) if inset is not None else (ax,):
-            target.scatter([p["intensity"]], [p["flops_per_s"]], **style,
-                           label=f"{n}: {p['label']}" if target is ax else None)
-            target.annotate(str(n), (p["intensity"], p["flops_per_s"]), textcoords="offset points",
-                            xytext=(4, 3), fontsize=6)
-        series[p["label"]] = {"kind": "point", **{k: p[k] for k in ("intensity", "flops_per_s", "method", "part")}}
+    for p in points:
+        ax.scatter([p["intensity"]], [p["flops_per_s"]], s=14, zorder=3, color=METHOD_COLORS.get(p["method"], "k"))
+    # the enlarged box: the points with a margin; the points fill its left part, labels the right
+    x0, x1 = min(xs) / 1.05, max(xs) * 1.05
+    y0, y1 = min(ys) / 1.3, max(ys) * 1.3
+    box = (x0, x0 * (x1 / x0) ** (1 / POINTS_SHARE), y0, y1)
+    ax.add_patch(Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2], fill=False, lw=1.2,
+                           ec="tab:red", zorder=4))
     ax.set_xlim(lo, hi)
-    ymin = min([p["flops_per_s"] for p in points] + [lo * device.sustained_bandwidth]) / 3
-    ax.set_ylim(ymin, top * 3)
-    ax.set_xlabel("arithmetic intensity (flop/byte)")
-    ax.set_ylabel("attainable performance (flop/s)")
-    ax.set_title(title or f"Roofline: {device.description}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, loc="lower right", ncol=2 if len(points) > 8 else 1)
+    ax.set_ylim(min(ys + [lo * sustained]) / 3, top * 3)
+    ax.set_xlabel("arithmetic intensity (flop/byte)", fontsize=11)
+    ax.set_ylabel("attained performance (flop/s)", fontsize=11)
+    ax.set_title("whole roofline (red box: enlarged on the right)", fontsize=11)
+
+    xz = np.logspace(np.log10(box[0]), np.log10(box[1]), 50)
+    from matplotlib.lines import Line2D
+    handles = []
+    for bw, label, style, color in slopes:
+        zoom.plot(xz, np.minimum(xz * bw, top), style, color=color, lw=1.2)
+        handles.append(Line2D([], [], ls=style, color=color, label=label))
+    groups: dict = {}
+    for p in points:
+        groups.setdefault((p["method"], p["part"], p.get("batch")), []).append(p)
+    for (method, part, _), group in groups.items():
+        group = sorted(group, key=lambda p: p.get("seq", 0))
+        color = METHOD_COLORS.get(method, "k")
+        zoom.scatter([p["intensity"] for p in group], [p["flops_per_s"] for p in group], s=55, zorder=3,
+                     marker=PART_MARKERS.get(part, "o"), edgecolors=color, linewidths=1.5,
+                     facecolors=color if part == "attention" else "white")
+    zoom.set_xlim(box[0], box[1])
+    zoom.set_ylim(box[2], box[3])
+    # label column: right of the points, each label as near its point's height as the others allow
+    order = sorted(points, key=lambda p: p["flops_per_s"])
+    heights = [np.log(p["flops_per_s"] / y0) / np.log(y1 / y0) for p in order]
+    for n, p in enumerate(order):
+        color = METHOD_COLORS.get(p["method"], "k")
+        zoom.annotate(p["label"], (p["intensity"], p["flops_per_s"]),
+                      xytext=(POINTS_SHARE + 0.06, _spread(heights, LABEL_GAP)[n]), textcoords="axes fraction",
+                      fontsize=10, color=color, va="center",
+                      arrowprops=dict(arrowstyle="-", color=color, lw=0.6, alpha=0.7, shrinkB=4))
+        series[p["label"]] = {"kind": "point", **{k: p[k] for k in ("intensity", "flops_per_s", "method", "part")}}
+    from matplotlib.ticker import FuncFormatter
+    handles += [Line2D([], [], ls="", marker="o", color=METHOD_COLORS["dense"], label="dense"),
+               Line2D([], [], ls="", marker="o", color=METHOD_COLORS["sparq"], label="SparQ"),
+               Line2D([], [], ls="", marker="o", color="gray", label="attention layers"),
+               Line2D([], [], ls="", marker="s", markerfacecolor="white", color="gray", label="whole step")]
+    # one legend, on the whole roofline: the enlarged panel keeps its space for the labels
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + handles[len(slopes):], fontsize=8.5, loc="upper left")
+    # plain numbers on the enlarged axes; minor ticks labelled only within a decade (else they crowd)
+    for axis, (a, b), fmt in ((zoom.xaxis, box[:2], lambda v, _: f"{v:.3g}"),
+                              (zoom.yaxis, box[2:], lambda v, _: _si(v, "flop/s"))):
+        axis.set_major_formatter(FuncFormatter(fmt))
+        axis.set_minor_formatter(FuncFormatter(fmt if b / a < 10 else (lambda v, _: "")))
+    zoom.set_xlabel("arithmetic intensity (flop/byte)", fontsize=11)
+    zoom.set_title("the points, enlarged", fontsize=11)
+    fig.suptitle(title or f"Roofline: {device.description}", fontsize=12)
     save_figure(fig, path)
     return series
 
@@ -201,6 +196,13 @@ def tokens_vs_batch_chart(curves: dict, limits: dict, path, title: str) -> dict:
             ax.annotate(f"{method} max batch {limit}", (limit, ax.get_ylim()[0]), rotation=90,
                         fontsize=7, xytext=(-10, 5), textcoords="offset points")
     ax.set_xscale("log", base=2)
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    ticks = sorted({b for batches, _ in curves.values() for b in batches if b & (b - 1) == 0}
+                   | {limit for limit in limits.values() if limit})
+    if ticks:   # the batches themselves as plain numbers, not powers of two written 2^n
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
     ax.set_xlabel("batch (sequences)")
     ax.set_ylabel("tokens/s (whole batch)")
     ax.set_title(title)

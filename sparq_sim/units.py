@@ -9,6 +9,9 @@ from sparq_sim.errors import UserError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
 _SUFFIX = {"": 1, "k": 1024, "m": 1024 * 1024}
+# The longest sequence any command takes: 1024m = 2^30 tokens, far beyond any model's context,
+# and small enough that every count the models and the simulator form stays a 64-bit integer.
+MAX_SEQ = 1 << 30
 
 
 def parse_seq(text: str | int, what: str = "sequence length") -> int:
@@ -22,6 +25,8 @@ def parse_seq(text: str | int, what: str = "sequence length") -> int:
         value = int(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if value < 1:
         raise UserError(f"bad {what} {text!r}: must be at least 1")
+    if value > MAX_SEQ:
+        raise UserError(f"bad {what} {text!r}: must be at most 1024m ({MAX_SEQ} tokens)")
     return value
 
 
@@ -29,21 +34,37 @@ def parse_fraction(text: str | float, what: str = "compression") -> float:
     """Parse '1/8', '0.125' or 0.125 into a float in (0, 1]."""
     try:
         value = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise UserError(f"bad {what} {text!r}: expected a fraction such as 1/8 or 0.125") from None
     if not 0 < value <= 1:
         raise UserError(f"bad {what} {text!r}: must be in (0, 1]")
     return value
 
 
-def parse_positive_int(text: str | int, what: str) -> int:
-    """Parse a plain integer that must be at least 1."""
+def parse_positive_int(text: str | int, what: str, maximum: int | None = None) -> int:
+    """Parse a plain integer that must be at least 1 (and at most `maximum` where given)."""
     try:
         value = int(str(text).strip())
     except ValueError:
         raise UserError(f"bad {what} {text!r}: expected an integer") from None
     if value < 1:
         raise UserError(f"bad {what} {text!r}: must be at least 1")
+    if maximum is not None and value > maximum:
+        raise UserError(f"bad {what} {text!r}: must be at most {maximum}")
+    return value
+
+
+def parse_number(text: str, what: str, low: float, high: float, example: str) -> float:
+    """Parse a finite float in (low, high]: nan, inf and overflowing literals are refused."""
+    import math
+    try:
+        value = float(str(text).strip())
+    except (ValueError, OverflowError):
+        raise UserError(f"bad {what} {text!r}: expected a number such as {example}") from None
+    if not math.isfinite(value):
+        raise UserError(f"bad {what} {text!r}: must be a finite number")
+    if not low < value <= high:
+        raise UserError(f"bad {what} {text!r}: must be above {low:g} and at most {high:g}")
     return value
 
 

@@ -69,7 +69,7 @@ def test_malformed_hardware_file_is_one_line(cli, tmp_path):
     path.write_text((HERE / "a10g.toml").read_text().replace("[memory]", "[memoir]"))
     code, out, err = cli("predict", "--hw", str(path), "--seq", "4k")
     assert code == 2 and out == ""
-    assert "field memory" in err and len(err.strip().splitlines()) == 1
+    assert "unknown field 'memoir'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_hw_list_and_show(cli):

@@ -52,7 +52,9 @@ def test_unknown_name_lists_choices():
 @pytest.mark.parametrize("edit,field", [
     (lambda t: t.replace('bandwidth_Bps = { value = 3.35e12', 'bandwidth_Bps = { value = "fast"'), "memory.bandwidth_Bps"),
     (lambda t: t.replace('basis = "datasheet", source = "50 MB L2', 'basis = "guess", source = "50 MB L2'), "cache.llc_bytes"),
-    (lambda t: t.replace('launch_s = ', 'x_launch_s = '), "overheads.launch_s is missing"),
+    (lambda t: t.replace('launch_s = ', 'x_launch_s = '), "unknown field 'x_launch_s'"),
+    (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("launch_s")),
+     "overheads.launch_s is missing"),
     (lambda t: t.replace('kind = "gpu"', 'kind = "fpga"'), "kind"),
     (lambda t: t.replace('access_granularity_bytes = { value = 32', 'access_granularity_bytes = { value = 48'),
      "memory.access_granularity_bytes"),

@@ -70,3 +70,27 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
         f.write("new")
     assert target.read_text() == "new"
     assert check_output_path(tmp_path / "a.SVG").suffix == ".SVG"
+
+
+def test_label_spread_keeps_labels_apart_and_near_their_points():
+    from sparq_sim.plots import _spread
+    assert _spread([0.1, 0.5, 0.9], 0.05) == [0.1, 0.5, 0.9]             # far apart: unchanged
+    out = _spread([0.50, 0.50, 0.51, 0.52], 0.05)
+    assert out == pytest.approx([0.50, 0.55, 0.60, 0.65])
+    out = _spread([0.96, 0.97, 0.98], 0.05)                                 # overflow: pushed down from the top
+    assert out == pytest.approx([0.87, 0.92, 0.97])
+    out = _spread([0.5] * 30, 0.05)                                         # more than fit: still ordered
+    assert out == sorted(out) and out[-1] == pytest.approx(0.97)
+
+
+def test_roofline_labels_every_point_by_name(cli, tmp_path):
+    out = tmp_path / "r.svg"
+    code, stdout, err = cli("roofline", "--hw", "h100", "--seq", "4k,32k,128k", "--impl", "ideal",
+                            "--timing", "roofline", "--out", out)
+    assert code == 0, err
+    text = out.read_text()
+    for method in ("dense", "SparQ"):
+        for part in ("attn", "step"):
+            for s in ("4k", "32k", "128k"):
+                assert f"{method} {part} {s}" in text
+    assert "the points, enlarged" in text and "attention layers" in text and "whole step" in text

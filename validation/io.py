@@ -1,11 +1,11 @@
-"""Atomic file writes for the validation suite: thin wrappers over sparq_sim.plots (issue 6)."""
+"""Atomic file writes for the validation suite: thin wrappers over sparq_sim.outputs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sparq_sim.errors import UserError
-from sparq_sim.plots import atomic_write
+from sparq_sim.outputs import atomic_write
 
 
 def _check_folder(path) -> Path:

@@ -175,15 +175,19 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     # by S, so that calibration (512, 2k, 8k, 32k) and validation (1k, 4k, 16k, 64k) sizes alternate,
     # and every other round backwards, so that a drift within a round biases neither set
     by_seq = sorted(cases, key=lambda c: c[1])
+    from sparq_sim.progress import progress
+    bar = progress(total=ROUNDS * total, desc=what.strip(), unit="case")
     for rnd in range(ROUNDS):
         for i, c in enumerate(by_seq if rnd % 2 == 0 else by_seq[::-1]):
             kern, S, r, k = c
-            _progress(what, (rnd * total + i) / ROUNDS, total, t0, f"{kern} S={S} r={r or '-'} k={k or '-'}")
+            bar.set_postfix_str(f"{kern} S={S} r={r or '-'} k={k or '-'}", refresh=False)
             res = _time(_fn(kern, r, k, inputs[S]), flush, budget / ROUNDS, max(5, max_reps // ROUNDS))
+            bar.update(1)
             if c not in best or res[0] < best[c][0]:
                 best[c] = (res[0], res[1], res[2] * ROUNDS, res[3])
     del inputs
-    _progress(what, total, total, t0, "done", end=True)
+    bar.close()
+    print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows = []
     for c in cases:
         kern, S, r, k = c
@@ -195,16 +199,6 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
                      "duration_s": repr(med), "duration_stderr_s": repr(se), "reps": reps, "warmup": warm,
                      "torch_version": torch.__version__})
     return rows, notes
-
-
-def _progress(what, done, total, t0, text, end=False):
-    width = 30
-    fill = int(width * min(done, total) / max(1, total))
-    el = time.perf_counter() - t0
-    sys.stderr.write(f"\r{what} [{'#' * fill}{'.' * (width - fill)}] {int(done)}/{total} {el:5.0f}s {text[:40]:40s}")
-    if end:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def _save_runs(rows, path) -> None:
@@ -250,34 +244,76 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
                                                       f"{' --quick' if quick else ''}",
                             fitted_on=f"local calibration microbenchmarks ({cpu_model()}, {threads} threads)",
                             family="cpu", threads_default=threads,
-                            # the CPU, so the file is only reused on the same CPU, and the bandwidth's source
-                            meta={"cpu_model": cpu_model(), "bandwidth_source": src})
+                            # what identifies this machine (calibration_mismatch), and the bandwidth's source
+                            meta={**machine_facts(), "threads": threads, "bandwidth_source": src})
     return params, rep, rows, other, notes
 
 
+BANDWIDTH_TOLERANCE = 0.25  # a stored calibration is reused while this machine reads within 25% of its bandwidth
+
+
+def machine_facts() -> dict:
+    """What identifies the machine a local calibration was fitted on, as stored in its [meta]."""
+    from sparq_sim.machine import cores, cpu_model, llc_bytes
+    return {"cpu_model": cpu_model(), "cores": cores(), "llc_bytes": llc_bytes()}
+
+
+def calibration_mismatch(cal: dict, facts: dict, measure_bandwidth) -> list[str]:
+    """Why the calibration `cal` was not fitted on this machine (empty list: it was).
+
+    CPU model, cores and LLC size must equal this machine's (`facts`, as
+    ``machine_facts`` gives them; a calibration that does not record one cannot be matched), and
+    the read bandwidth measured now (``measure_bandwidth()``, called only when the rest match) must
+    lie within BANDWIDTH_TOLERANCE of the one it was fitted with: the same CPU model string on a
+    different host, or the same VM on a slower day, gives other constants.
+    """
+    meta = cal.get("meta", {}) or {}
+    reasons = []
+    for key, what in (("cpu_model", "CPU"), ("cores", "cores"), ("llc_bytes", "last-level cache bytes")):
+        if key not in meta:
+            reasons.append(f"it does not record the {what} it was fitted with")
+        elif str(meta[key]) != str(facts[key]):
+            reasons.append(f"fitted with {what} {meta[key]}, this run has {facts[key]}")
+    if reasons:
+        return reasons
+    stored = float(cal["bandwidth_Bps"])
+    now = float(measure_bandwidth())
+    if abs(now / stored - 1) > BANDWIDTH_TOLERANCE:
+        reasons.append(f"fitted at {stored / 1e9:.1f} GB/s read bandwidth, this machine reads "
+                       f"{now / 1e9:.1f} GB/s now (more than {BANDWIDTH_TOLERANCE:.0%} apart)")
+    return reasons
+
+
 def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plot=None, calibration=None):
-    """The whole --local run; writes results under `out` at the end (nothing half-way)."""
+    """The whole --local run; writes all its results at the end, or none of them."""
     import json
 
     from sparq_sim.calibration import store
-    from sparq_sim.calibration.local import local_device
+    from sparq_sim.calibration.local import local_device, measure_read_bandwidth
     from sparq_sim.machine import cores, cpu_model
+    from sparq_sim.outputs import OutputSet, check_output_folder, check_output_path
     from sparq_sim.validation import core
-    from sparq_sim.validation.io import atomic_write_text
 
     if not out:
         raise UserError("--local needs --out FOLDER for its results")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"bad --out {str(out)!r}: not a folder")
-    if not out.parent.is_dir():
-        raise UserError(f"bad --out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    out = check_output_folder(out)
+    if plot:
+        check_output_path(plot, flag="--plot")
     threads = threads or cores()
     cal_path = Path(calibration) if calibration else store.HERE / "local-cpu.toml"
-    stored_ok = cal_path.is_file() and store.load(cal_path).get("meta", {}).get("cpu_model") == cpu_model()
     cal_rows = []
     tmp_cal = None
-    if calibrate or not stored_ok:
+    if not calibrate:
+        if not cal_path.is_file():
+            reasons = [f"there is no calibration at {cal_path}"]
+        else:
+            reasons = calibration_mismatch(store.load(cal_path), machine_facts(),
+                                           lambda: measure_read_bandwidth(threads)[0])
+        if reasons:
+            print(f"note: not using calibration {cal_path}: {'; '.join(reasons)}; calibrating on this "
+                  "machine first", file=sys.stderr)
+            calibrate = True
+    if calibrate:
         import tempfile
         tmp_cal = Path(tempfile.mkdtemp()) / "local-cpu.toml"
         _, _, cal_rows, rows, notes = calibrate_local(threads, quick, tmp_cal, also=validation_cases(quick))
@@ -299,33 +335,33 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
         report = core.Report(ms, pred, np.abs(pred - measured) / measured * 100, core.speedups(ms, measured),
                              core.speedups(ms, pred), {"local": f"calibration {cal_path.name}: {cal['meta'].get('fitted_on')}"},
                              {}, f"validate --local{' --quick' if quick else ''}: {cpu_model()}, {threads} threads")
-    # ---- write everything at the end
-    out.mkdir(exist_ok=True)
+    # ---- write everything at the end, all files or none
     import csv
     import io
-    _save_runs(rows, out / "results.csv")
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["kernel", "sequence_length", "r", "k", "measured_s", "predicted_s", "abs_pct_error"])
-    for m, p, e in zip(report.rows, report.predicted, report.errors):
-        w.writerow([m.kernel, m.seq, m.r or "", m.k or "", repr(m.duration_s), repr(float(p)), f"{e:.2f}"])
-    atomic_write_text(out / "predictions.csv", buf.getvalue())
-    if cal_rows:
-        _save_runs(cal_rows, out / "calibration-runs.csv")
-        atomic_write_text(out / "local-cpu.toml", cal_path.read_text())
-    env = _environment(threads, device)
-    d = report.to_dict()
-    d["environment"] = env
-    d["notes"] = notes
-    atomic_write_text(out / "report.json", json.dumps(d, indent=2) + "\n")
-    summary = (f"{report.label}\n\n{core.markdown_summary(report)}\n\n"
-               f"Environment: {env['cpu']}, {env['threads']} threads, torch {env['torch']}, "
-               f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}); "
-               f"allocator: {env['allocator']}.\n")
-    if notes:
-        summary += "\nNotes: " + "; ".join(notes) + "\n"
-    atomic_write_text(out / "summary.md", summary)
-    core.plot(report, plot or out / "validate.png")
+    with OutputSet() as outputs:
+        _save_runs(rows, outputs.staged(out / "results.csv"))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["kernel", "sequence_length", "r", "k", "measured_s", "predicted_s", "abs_pct_error"])
+        for m, p, e in zip(report.rows, report.predicted, report.errors):
+            w.writerow([m.kernel, m.seq, m.r or "", m.k or "", repr(m.duration_s), repr(float(p)), f"{e:.2f}"])
+        outputs.write_text(out / "predictions.csv", buf.getvalue())
+        if cal_rows:
+            _save_runs(cal_rows, outputs.staged(out / "calibration-runs.csv"))
+            outputs.write_text(out / "local-cpu.toml", cal_path.read_text())
+        env = _environment(threads, device)
+        d = report.to_dict()
+        d["environment"] = env
+        d["notes"] = notes
+        outputs.write_text(out / "report.json", json.dumps(d, indent=2) + "\n")
+        summary = (f"{report.label}\n\n{core.markdown_summary(report)}\n\n"
+                   f"Environment: {env['cpu']}, {env['threads']} threads, torch {env['torch']}, "
+                   f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}); "
+                   f"allocator: {env['allocator']}.\n")
+        if notes:
+            summary += "\nNotes: " + "; ".join(notes) + "\n"
+        outputs.write_text(out / "summary.md", summary)
+        core.plot(report, outputs.staged(plot or out / "validate.png"))
     return report
 
 

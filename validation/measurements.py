@@ -9,6 +9,7 @@ bad numbers) raise ``UserError`` naming the file, row and value.
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,14 @@ DEVICE_PATTERNS = (
     (r"^local\b", "local"),
 )
 THREADS = re.compile(r"\((\d+)\s*threads?\)\s*$", re.I)
+MAX_THREADS = 4096
+MAX_DURATION_S = 3600.0   # one call of one attention kernel; longer is a unit slip (ms, us)
+MAX_FIELD = 4096          # characters in one field; the CSV reader's own limit fails with no line
+LINE_KEY = "\0line"       # where read_measurements records each row's line in the file
+# Upper bounds of the integer columns: beyond any measured kernel, and small enough that the
+# predictions stay finite (sequence lengths as for the CLI's --seq).
+LIMITS = {"n_head": 4096, "head_dim": 4096, "sequence_length": 1 << 30, "batch_size": 1 << 20,
+          "r": 4096, "k": 1 << 30}
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ def map_device(device_name: str) -> tuple[str, int | None]:
     m = THREADS.search(text)
     if m:
         threads = int(m.group(1))
+        if not 1 <= threads <= MAX_THREADS:
+            raise UserError(f"bad device {device_name!r}: thread count must be 1 to {MAX_THREADS}, got {threads}")
         text = text[:m.start()].strip()
     low = text.lower()
     for pattern, name in DEVICE_PATTERNS:
@@ -106,12 +117,16 @@ def _int(value: str, what: str, where: str, allow_empty: bool = False) -> int | 
     text = str(value).strip()
     if not text and allow_empty:
         return None
+    if len(text) > 20:
+        raise UserError(f"{where}: column {what}: expected an integer, got {text[:20]!r}...")
     try:
         out = int(float(text)) if re.fullmatch(r"\d+(\.0*)?", text) else int(text)
     except ValueError:
         raise UserError(f"{where}: column {what}: expected an integer, got {value!r}") from None
     if out < 1:
         raise UserError(f"{where}: column {what}: must be at least 1, got {value!r}")
+    if what in LIMITS and out > LIMITS[what]:
+        raise UserError(f"{where}: column {what}: must be at most {LIMITS[what]}, got {value!r}")
     return out
 
 
@@ -132,11 +147,21 @@ def parse_rows(rows: list[dict], source: str, *, skip_unusable: bool = False) ->
 
     out = []
     for n, row in enumerate(rows, start=2):
-        where = f"{source} line {n}"
+        line = row.pop(LINE_KEY, n)
+        where = f"{source} line {line}"
+        if None in row:
+            raise UserError(f"{where}: {len(row) - 1 + len(row[None])} fields, the header has {len(row) - 1}")
+        short = [c for c, v in row.items() if v is None]
+        if short:
+            raise UserError(f"{where}: {len(row) - len(short)} fields, the header has {len(row)} "
+                            f"(no {', '.join(short[:3])}{', ...' if len(short) > 3 else ''})")
         kernel = str(row.get("kernel") or "").strip()
         if kernel_key(kernel) not in KERNELS:
             raise UserError(f"{where}: unknown kernel {kernel!r}: known kernels are {', '.join(sorted(KERNELS))}")
-        hardware, threads = map_device(row.get("device_name") or "")
+        try:
+            hardware, threads = map_device(row.get("device_name") or "")
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
         duration_text = str(row.get("duration_s") or "").strip()
         if not duration_text:
             if skip_unusable:
@@ -145,9 +170,12 @@ def parse_rows(rows: list[dict], source: str, *, skip_unusable: bool = False) ->
         try:
             duration = float(duration_text)
         except ValueError:
-            raise UserError(f"{where}: column duration_s: expected a number, got {duration_text!r}") from None
-        if not duration > 0:
-            raise UserError(f"{where}: column duration_s must be positive, got {duration_text!r}")
+            raise UserError(f"{where}: column duration_s: expected a number, got {duration_text[:40]!r}") from None
+        if not math.isfinite(duration):
+            raise UserError(f"{where}: column duration_s must be a finite number of seconds, got {duration_text!r}")
+        if not 0 < duration <= MAX_DURATION_S:
+            raise UserError(f"{where}: column duration_s must be above 0 and at most {MAX_DURATION_S:g} s, "
+                            f"got {duration_text!r}")
         try:
             dtype = dtypes.canonical(str(row.get("dtype") or "").strip())
         except (UserError, KeyError, ValueError):
@@ -184,13 +212,28 @@ def read_measurements(path: str | Path, *, skip_unusable: bool = True) -> list[M
         raise UserError(f"measurement file {path}: cannot read it: {exc}") from None
     if not text.strip():
         raise UserError(f"measurement file {path} is empty")
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise UserError(f"measurement file {path}: missing column(s) {', '.join(missing)} "
-                        f"(see validation/data/README.md for the schema)")
-    rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+    lines = text.splitlines()
+    for n, line in enumerate(lines, start=1):
+        if len(line) > MAX_FIELD * len(COLUMNS):
+            raise UserError(f"measurement file {path} line {n}: {len(line)} characters, too long for a row")
+    reader = csv.DictReader(lines)
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise UserError(f"measurement file {path}: missing column(s) {', '.join(missing)} "
+                            f"(see validation/data/README.md for the schema)")
+        rows = []
+        for row in reader:
+            fields = {k.strip() if k is not None else None: v for k, v in row.items()}
+            big = [k for k, v in fields.items() if isinstance(v, str) and len(v) > MAX_FIELD]
+            if big:
+                raise UserError(f"measurement file {path} line {reader.line_num}: field {big[0]} has "
+                                f"more than {MAX_FIELD} characters")
+            fields[LINE_KEY] = reader.line_num
+            rows.append(fields)
+    except csv.Error as exc:
+        raise UserError(f"measurement file {path} line {reader.line_num}: {exc}") from None
     if not rows:
         raise UserError(f"measurement file {path} has a header but no rows")
     out = parse_rows(rows, str(path), skip_unusable=skip_unusable)

@@ -49,13 +49,18 @@ def load(path: str | Path) -> dict:
     constant name is checked against the model's (an unknown or misspelt one is an error)."""
     from sparq_sim.calibration.constants import Constants
     data = tomlfile.read(path, "calibration file")
-    params = data.get("params")
-    if not isinstance(params, dict) or not params:
+    for key, kind in (("device", str), ("family", str), ("bandwidth_Bps", (int, float)), ("params", dict)):
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            raise UserError(f"calibration file {path}: field {key} is missing or not a "
+                            f"{'table' if kind is dict else 'string' if kind is str else 'number'}")
+    if not 0 < data["bandwidth_Bps"] < float("inf"):
+        raise UserError(f"calibration file {path}: field bandwidth_Bps must be a positive number")
+    if not data["params"]:
         raise UserError(f"calibration file {path}: no [params] table of constants")
-    for name, fig in params.items():
+    for name, fig in data["params"].items():
         if not isinstance(fig, dict) or not isinstance(fig.get("value"), (int, float)) or not fig.get("source"):
             raise UserError(f"calibration file {path}: params.{name} needs value, basis and source")
-    Constants({k: v["value"] for k, v in params.items()}, where=f"calibration file {path}")
+    Constants({k: v["value"] for k, v in data["params"].items()}, where=f"calibration file {path}")
     kind = data.get("kind")
     if kind not in ("gpu", "cpu"):
         raise UserError(f"calibration file {path}: field kind must be gpu or cpu, got {kind!r}")
@@ -82,7 +87,8 @@ def constants_for(device, path: str | Path | None = None) -> tuple[dict, str]:
             raise UserError(f"no calibration for {device.name} ({device.kind}): run "
                             f"`sparq-sim validate --local --calibrate` (CPU) or fit on measurements of a GPU")
     if cal["kind"] != device.kind:
-        raise UserError(f"calibration {cal['path']} holds {cal['kind']} constants; {device.name} is a {device.kind}")
+        raise UserError(f"calibration file {cal['path']} holds {cal['kind']} constants ({cal['device']}); "
+                        f"{device.name} is a {device.kind}: use a calibration of a {device.kind}")
     params = values(cal)
     fitted = cal.get("meta", {}).get("devices", cal.get("device"))
     if cal.get("device") == device.name:

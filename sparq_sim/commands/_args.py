@@ -12,8 +12,16 @@ import json
 
 from sparq_sim.errors import UserError
 from sparq_sim.models import DEFAULT_MODEL, PRESETS, custom_model, get_preset
-from sparq_sim.units import parse_fraction, parse_positive_int, parse_seq
+from sparq_sim.units import parse_fraction, parse_number, parse_positive_int, parse_seq
 from sparq_sim.workload import Workload
+
+# Upper bounds of the shape flags: far above any real model or server, low enough that every
+# count the traffic model and the simulator form stays finite and exact.
+MAX_BATCH = 1 << 20
+MAX_THREADS = 4096
+SHAPE_LIMITS = {"--layers": 4096, "--heads": 4096, "--kv-heads": 4096, "--head-dim": 4096,
+                "--d-model": 1 << 20}
+MAX_PARAMS = 1e15
 
 
 def add_hardware_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -87,7 +95,7 @@ def implementation_from_args(args):
     threads = getattr(args, "threads", None)
     if threads is None:
         return impl
-    n = parse_positive_int(threads, "--threads")
+    n = parse_positive_int(threads, "--threads", MAX_THREADS)
     configure = getattr(impl, "configure", None)
     if configure is None:
         raise UserError(f"--threads does not apply to implementation {impl.name}: it is for CPU "
@@ -96,19 +104,14 @@ def implementation_from_args(args):
 
 
 def _int_or_none(value, what):
-    return None if value is None else parse_positive_int(value, what)
+    return None if value is None else parse_positive_int(value, what, SHAPE_LIMITS.get(what))
 
 
 def model_from_args(args):
     """The preset with any shape flags applied."""
     params = None
     if args.params is not None:
-        try:
-            params = float(args.params)
-        except ValueError:
-            raise UserError(f"bad --params {args.params!r}: expected a number such as 6.7e9") from None
-        if params <= 0:
-            raise UserError(f"bad --params {args.params!r}: must be positive")
+        params = parse_number(args.params, "--params", 0, MAX_PARAMS, "6.7e9")
     return custom_model(get_preset(args.model), layers=_int_or_none(args.layers, "--layers"),
                         heads=_int_or_none(args.heads, "--heads"),
                         kv_heads=_int_or_none(args.kv_heads, "--kv-heads"),
@@ -128,7 +131,7 @@ def workload_from_args(args, seq: int | None = None) -> Workload:
         local = int(local)
     except ValueError:
         raise UserError(f"bad --local-window {local!r}: expected an integer") from None
-    return Workload.build(model, seq, batch=parse_positive_int(args.batch, "--batch"), r=r, k=k,
+    return Workload.build(model, seq, batch=parse_positive_int(args.batch, "--batch", MAX_BATCH), r=r, k=k,
                           compression=compression, local_window=local, kv_dtype=args.kv_dtype,
                           weight_dtype=args.weight_dtype, store_k=args.store_k,
                           reallocate=args.reallocate)

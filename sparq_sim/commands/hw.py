@@ -7,6 +7,7 @@ from sparq_sim.commands import _args
 NAME = "hw"
 HELP = "list the hardware library or show one device with its sources"
 ORDER = 90
+WIDTH = 100   # `hw list` fits a terminal this wide
 
 
 def add_arguments(parser) -> None:
@@ -28,18 +29,46 @@ def run(args) -> int:
         if args.format == "json":
             _args.print_json([d.to_dict() for d in devices])
             return 0
-        rows = [[d.name, d.kind, ", ".join(d.aliases), d.technology, f"{format_bytes(d.bandwidth_Bps.value)}/s",
-                 format_bytes(d.capacity_bytes.value), d.description] for d in devices]
-        print(_args.render_table(rows, ["name", "kind", "aliases", "memory", "bandwidth", "capacity", "description"]))
+        import textwrap
+        # fits 100 columns: the description up to its first parenthesis (`hw show` has all of it),
+        # the aliases wrapped below the table
+        rows = [[d.name, d.kind, d.technology, f"{format_bytes(d.bandwidth_Bps.value)}/s",
+                 format_bytes(d.capacity_bytes.value), d.description.split(" (")[0][:40]] for d in devices]
+        print(_args.render_table(rows, ["name", "kind", "memory", "bandwidth", "capacity", "description"]))
+        aliases = "; ".join(f"{a} = {d.name}" for d in devices for a in d.aliases)
+        if aliases:
+            print("\n" + textwrap.fill(f"aliases: {aliases}", width=WIDTH, subsequent_indent="  "))
         return 0
     device = load_device(args.name)
+    dram = dram_rows(device)
     if args.format == "json":
-        _args.print_json(device.to_dict())
+        out = device.to_dict()
+        if dram:
+            out["dram"] = device.raw["dram"]
+        _args.print_json(out)
         return 0
     print(f"{device.name}: {device.description} ({device.kind}, {device.technology})")
     if device.aliases:
         print(f"aliases: {', '.join(device.aliases)}")
     print(f"file: {device.path}")
     rows = [[name, f"{fig.value:.6g}", fig.basis, fig.source] for name, fig in device.figures().items()]
+    rows += [[f"dram.{name}", value, basis, source] for name, value, basis, source in dram]
     print(_args.render_table(rows, ["figure", "value", "basis", "source"]))
     return 0
+
+
+def dram_rows(device) -> list[tuple]:
+    """The simulator's [dram] section as (name, value, basis, source), checked as the simulator
+    checks it (UserError on a bad field); empty for a device without one."""
+    section = device.raw.get("dram")
+    if not isinstance(section, dict):
+        return []
+    from sparq_sim.simulator.config import dram_config
+    dram_config(device)
+    out = []
+    for name, entry in section.items():
+        if isinstance(entry, dict):
+            out.append((name, f"{entry['value']:.6g}", entry["basis"], entry["source"]))
+        else:
+            out.append((name, str(entry).lower() if isinstance(entry, bool) else str(entry), "", ""))
+    return out

@@ -34,8 +34,9 @@ def run(args) -> int:
     buffer_mib = parse_positive_int(args.buffer_mib, "--buffer-mib")
     if buffer_mib < 64:
         raise UserError(f"bad --buffer-mib {args.buffer_mib!r}: use at least 64 (far above the LLC)")
-    if args.out and not str(args.out).endswith(".toml"):
-        raise UserError(f"bad --out {args.out!r}: the profile is a .toml file")
+    if args.out:   # checked before half a minute of measuring, not after
+        from sparq_sim.outputs import check_output_path
+        check_output_path(args.out, (".toml",), flag="--out")
     try:
         from sparq_sim.kernels import membench
     except ImportError as exc:

@@ -90,6 +90,8 @@ def run(args) -> int:
         from sparq_sim.plots import latency_target_chart
         latency_target_chart(target, args.plot, f"{model.name} on {device.name}, S = {seq}: tokens/s per GPU "
                                                 f"against per user ({result.implementation})")
+    elif args.plot is not None and not any(batches for batches, _ in result.curves.values()):
+        raise UserError(f"no plot written: nothing fits in memory ({'; '.join(result.notes)})")
     elif args.plot is not None:
         from sparq_sim.plots import tokens_vs_batch_chart
         tokens_vs_batch_chart(result.curves, {"dense": result.dense.max_batch, "SparQ": result.sparq.max_batch},

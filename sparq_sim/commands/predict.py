@@ -24,6 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from sparq_sim.capacity import memory_use
     from sparq_sim.hardware import load_device
     from sparq_sim.predict import predict
     from sparq_sim.request import format_request, request_from_args
@@ -44,10 +45,18 @@ def run(args) -> int:
     request = request_from_args(args, device, _args.implementation_from_args(args))
     workload = _args.workload_from_args(args)
     result = predict(workload, device, implementation=_args.implementation_from_args(args), timing=args.timing)
+    memory = memory_use(workload, device)
     if args.format == "json":
-        _args.print_json({**result.to_dict(), **({"request": request.to_dict()} if request else {})})
+        out = result.to_dict()
+        out["hardware"]["capacity_bytes"] = memory["capacity_bytes"]
+        out["hardware"]["reserve_bytes"] = memory["reserve_bytes"]
+        for method in ("dense", "sparq"):
+            out[method].update(memory[method])
+        if request:
+            out["request"] = request.to_dict()
+        _args.print_json(out)
     else:
-        print(format_prediction(result) + (f"\n\n{format_request(request)}" if request else ""))
+        print(format_prediction(result, memory) + (f"\n\n{format_request(request)}" if request else ""))
     return 0
 
 
@@ -67,7 +76,7 @@ def run_method(args) -> int:
     return 0
 
 
-def format_prediction(p) -> str:
+def format_prediction(p, memory: dict | None = None) -> str:
     """The readable table: summary rows, then the phases of each method."""
     from sparq_sim.units import format_bytes, format_seconds
 
@@ -97,6 +106,11 @@ def format_prediction(p) -> str:
         ]
     rows.append(["tokens/s (whole batch)", f"{w.batch * p.dense.tokens_per_s:.1f}",
                  f"{w.batch * p.sparq.tokens_per_s:.1f}", f"{p.speedup['step']:.2f}x"])
+    if memory is not None:
+        usable = memory["capacity_bytes"] - memory["reserve_bytes"]
+        rows.append(["memory (weights + KV)"] + [
+            format_bytes(memory[m]["memory_bytes"]) + ("" if memory[m]["fits_in_memory"] else " (does not fit)")
+            for m in ("dense", "sparq")] + [f"of {format_bytes(usable)} usable"])
     lines.append(_args.render_table(rows, ["", "dense", "sparq", "dense/sparq"]))
     lines += ["", *accuracy_lines(p)]
     for method in ("dense", "sparq"):

@@ -54,9 +54,11 @@ def roofline_points(device, workloads, impl, timer) -> list[dict]:
     """Intensity and attained flop/s of dense and SparQ attention and whole step, per workload."""
     from sparq_sim.predict import predict
 
+    from sparq_sim.progress import progress
+
     points = []
     multi_batch = len({w.batch for w in workloads}) > 1
-    for w in workloads:
+    for w in progress(workloads, desc="roofline", unit="case"):
         p = predict(w, device, impl, timer=timer)
         other_flops = sum(ph.flops for ph in impl.other_phases(w, device))
         case = _seq_label(w.seq) + (f" B{w.batch}" if multi_batch else "")
@@ -79,6 +81,8 @@ def _seq_label(seq: int) -> str:
 
 
 def run(args) -> int:
+    from functools import partial
+
     from sparq_sim.hardware import load_device
     from sparq_sim.plots import check_output_path
     from sparq_sim.timing import get_timer
@@ -87,7 +91,7 @@ def run(args) -> int:
 
     out = check_output_path(args.out)
     seqs = parse_list(args.seq, parse_seq, "--seq")
-    batches = parse_list(args.batch, parse_positive_int, "--batch")
+    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
     compression = None if args.compression is None else parse_fraction(args.compression, "--compression")
     model = _args.model_from_args(args)
     impl = _args.implementation_from_args(args)

@@ -12,6 +12,9 @@ from sparq_sim.commands import _args
 NAME = "simulate"
 HELP = "simulate the DRAM path phase by phase: bytes requested vs moved, bandwidth, row hits, channel use"
 ORDER = 20
+MAX_SEED = 2 ** 32 - 1      # numpy's seed range
+MIN_SLICE = 100             # fewer requests never reach the steady state the scaling assumes
+MAX_SLICE = 100_000         # cost is linear in it; more buys no accuracy the default lacks
 
 
 def add_arguments(parser) -> None:
@@ -37,12 +40,16 @@ def run(args) -> int:
     workload = _args.workload_from_args(args)
     device = load_device(args.hw)
     try:
-        seed = int(args.seed)
+        seed = int(str(args.seed).strip())
     except ValueError:
         raise UserError(f"bad --seed {args.seed!r}: expected an integer") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"bad --seed {args.seed!r}: must be between 0 and {MAX_SEED}")
     slice_requests = parse_positive_int(args.slice_requests, "--slice-requests")
-    if slice_requests < 100:
-        raise UserError(f"bad --slice-requests {args.slice_requests!r}: use at least 100")
+    if not MIN_SLICE <= slice_requests <= MAX_SLICE:
+        raise UserError(f"bad --slice-requests {args.slice_requests!r}: use {MIN_SLICE} to {MAX_SLICE} (time and "
+                        f"memory grow with it: the default 4000 takes about a second, {MAX_SLICE} several "
+                        "seconds)")
     timer = SimulatedTimer(device, seed=seed, slice_requests=slice_requests)
     impl = _args.implementation_from_args(args)
     methods = ("dense", "sparq") if args.method == "both" else (args.method,)
@@ -56,10 +63,13 @@ def run(args) -> int:
         "workload": workload.to_dict(), "implementation": impl.name, "seed": seed,
         "slice_requests": slice_requests,
     }
-    for method in methods:
-        phases = impl.attention_phases(workload, method, device) + impl.other_phases(workload, device)
+    from sparq_sim.progress import progress
+    work = [(m, impl.attention_phases(workload, m, device) + impl.other_phases(workload, device)) for m in methods]
+    bar = progress(total=sum(len(phases) for _, phases in work), desc="simulate", unit="phase")
+    for method, phases in work:
         out = []
         for phase in phases:
+            bar.update(1)
             stats = timer.phase_stats(phase)
             pt = timer.time_phase(phase, stats)
             entry = stats.to_dict()
@@ -67,6 +77,7 @@ def run(args) -> int:
                           "overhead_s": pt.overhead_s, "bound": pt.bound})
             out.append(entry)
         result[method] = out
+    bar.close()
     if args.format == "json":
         _args.print_json(result)
     else:

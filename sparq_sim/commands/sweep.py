@@ -211,6 +211,7 @@ def heatmap_panels(rows: list[dict], metric: str, column=None) -> dict:
 
 
 def run(args) -> int:
+    from functools import partial
     from pathlib import Path
 
     from sparq_sim.hardware import load_device
@@ -228,7 +229,7 @@ def run(args) -> int:
         raise UserError("--compression applies with --method; for SparQ give --r and --k lists")
     rs = parse_list(args.r, parse_positive_int, "--r")
     ks = parse_list(args.k, parse_k_spec, "--k")
-    batches = parse_list(args.batch, parse_positive_int, "--batch")
+    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
     if args.models:
         models = [get_preset(m.strip()) for m in args.models.split(",") if m.strip()]
     else:
@@ -246,10 +247,13 @@ def run(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     if not rows:
         raise UserError("no valid combination to predict (every one was skipped)")
-    write_rows(out, rows)
+    from sparq_sim.outputs import OutputSet
     from sparq_sim.plots import speedup_heatmap
-    speedup_heatmap(heatmap_panels(rows, args.metric), plot,
-                    f"SparQ {args.metric} speedup over dense ({impl.name} implementation, {args.timing or 'its default'} timing)")
+    with OutputSet() as outputs:   # the rows and the heatmap, or neither
+        write_rows(outputs.staged(out), rows)
+        speedup_heatmap(heatmap_panels(rows, args.metric), outputs.staged(plot),
+                        f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
+                        f"{args.timing or 'its default'} timing)")
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0
@@ -277,10 +281,12 @@ def run_method(args, out, plot, seqs) -> int:
         print(f"note: {note}", file=sys.stderr)
     if not rows:
         raise UserError("no valid combination to predict (every one was skipped)")
-    write_rows(out, rows)
+    from sparq_sim.outputs import OutputSet
     from sparq_sim.plots import speedup_heatmap
-    speedup_heatmap(method_heatmap_panels(rows, args.metric), plot,
-                    f"{name} {args.metric} speedup over dense (ideal implementation, roofline timing)")
+    with OutputSet() as outputs:   # the rows and the heatmap, or neither
+        write_rows(outputs.staged(out), rows)
+        speedup_heatmap(method_heatmap_panels(rows, args.metric), outputs.staged(plot),
+                        f"{name} {args.metric} speedup over dense (ideal implementation, roofline timing)")
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0

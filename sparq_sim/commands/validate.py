@@ -1,13 +1,15 @@
 """`sparq-sim validate`: predicted against measured, on published measurements or on this machine.
 
     sparq-sim validate --measurements FILE.csv[,FILE.csv] [--fit] [--holdout seq] [--plot FILE] [--format json]
-    sparq-sim validate --measurements TARGET.csv --fit-on SOURCE.csv [--format json]
+    sparq-sim validate --measurements TARGET.csv --fit-on SOURCE.csv [--write-accuracy FILE.json]
     sparq-sim validate --local --out FOLDER [--quick] [--calibrate]
 
 See docs/validation.md for the method, the models and the recorded results.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
@@ -24,8 +26,8 @@ def add_arguments(parser) -> None:
     src.add_argument("--local", action="store_true",
                      help="run the project's kernels on this machine and validate against them")
     parser.add_argument("--fit", action="store_true",
-                        help="fit the constants on the validated file itself (otherwise stored calibration "
-                             "data or the device family's, scaled by datasheet figures)")
+                        help="fit the constants on the validated file itself (otherwise the stored calibration "
+                             "of the device or of its kind, with the device's own hardware figures)")
     parser.add_argument("--fit-on", dest="fit_on", metavar="SOURCE.csv",
                         help="fit the constants on these measurements (another device; comma-separated for several) "
                              "and predict --measurements with each device's own physics: cross-device validation")
@@ -38,9 +40,13 @@ def add_arguments(parser) -> None:
                         help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192")
     parser.add_argument("--calibration", metavar="FILE.toml", help="calibration file to use instead of the stored one")
     parser.add_argument("--write-calibration", dest="write_calibration", metavar="FILE.toml",
-                        help="with --fit: also write the fitted constants, with their provenance, to this file")
+                        help="with --fit: also write the constants fitted on all the rows together (every device of "
+                             "one kind), with their provenance, to this file")
     parser.add_argument("--plot", metavar="FILE", help="write predicted-vs-measured and error-vs-S plots (.png/.svg)")
     parser.add_argument("--worst", default="10", help="worst rows to list (default 10)")
+    parser.add_argument("--max-median-error", dest="max_median_error", metavar="PCT",
+                        help="exit with code 1 when the overall median absolute error exceeds PCT percent "
+                             "(an accuracy gate for CI)")
     local = parser.add_argument_group("--local")
     local.add_argument("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot")
     local.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
@@ -54,19 +60,32 @@ def run(args) -> int:
     from sparq_sim.units import parse_list, parse_positive_int, parse_seq
     from sparq_sim.validation import core
 
+    from sparq_sim.outputs import OutputSet, check_output_folder, check_output_path
+    from sparq_sim.units import parse_number
+
     worst = parse_positive_int(args.worst, "--worst")
+    gate = None if args.max_median_error is None else \
+        parse_number(args.max_median_error, "--max-median-error", 0, 1e6, "10")
     if args.plot:
-        from sparq_sim.plots import check_output_path
         check_output_path(args.plot, flag="--plot")
     if args.local:
         if args.holdout or args.train_seq or args.write_calibration:
             raise UserError("--holdout, --train-seq and --write-calibration go with --measurements")
+        from sparq_sim.commands._args import MAX_THREADS
+        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads", MAX_THREADS)
+        if not args.out:
+            raise UserError("--local needs --out FOLDER for its results")
+        check_output_folder(args.out)
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            raise UserError(f"validate --local needs the kernels extra (pip install 'sparq-sim[kernels]'): "
+                            f"{exc}") from None
         from sparq_sim.validation import local
-        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads")
         report = local.run_local(out=args.out, quick=args.quick, calibrate=args.calibrate, fit=args.fit,
                                  threads=threads, plot=args.plot, calibration=args.calibration)
         _print(report, args, worst)
-        return 0
+        return _gate(report, gate)
 
     if args.out or args.quick or args.calibrate or args.threads:
         raise UserError("--out, --quick, --calibrate and --threads go with --local")
@@ -78,19 +97,72 @@ def run(args) -> int:
         raise UserError("--write-calibration fits on the whole file: drop --holdout")
     if args.write_accuracy and not args.fit_on:
         raise UserError("--write-accuracy records a cross-device validation: it needs --fit-on")
-    if args.write_accuracy:
-        from sparq_sim.plots import check_output_path
-        check_output_path(args.write_accuracy, extensions=(".json",), flag="--write-accuracy")
     if args.fit_on and (args.fit or args.holdout or args.write_calibration or args.calibration):
         raise UserError("--fit-on fits on its own file: drop --fit, --holdout, --write-calibration and --calibration")
+    if args.write_accuracy:
+        check_output_path(args.write_accuracy, (".json",), flag="--write-accuracy")
+    if args.write_calibration:
+        check_output_path(args.write_calibration, (".toml",), flag="--write-calibration")
+    written = [Path(p).resolve() for p in (args.plot, args.write_calibration, args.write_accuracy) if p]
+    if len(set(written)) < len(written):
+        raise UserError("--plot, --write-calibration and --write-accuracy must name different files")
+    from sparq_sim.progress import progress
+    stages = ["reading", "fitting" if args.fit or args.holdout else "predicting"] + (["plotting"] if args.plot else [])
+    bar = progress(total=len(stages), desc="validate", unit="stage")
+    bar.set_postfix_str(stages[0])
     rows = _read_all(args.measurements)
-    if args.fit_on:
-        source = _read_all(args.fit_on)
-        report = core.validate(rows, fit_on=source,
-                               label=f"{args.measurements}: constants fitted on {args.fit_on}")
+    source = _read_all(args.fit_on) if args.fit_on else None
+    bar.update(1)
+    bar.set_postfix_str(stages[1])
+    with OutputSet() as outputs:
+        report = _validate_file(rows, args, outputs, source)
+        bar.update(1)
+        if args.plot:
+            bar.set_postfix_str("plotting")
+            core.plot(report, outputs.staged(args.plot))
+            bar.update(1)
+    bar.close()
+    _print(report, args, worst)
+    return _gate(report, gate)
+
+
+def _gate(report, gate) -> int:
+    """1 when the overall median error exceeds --max-median-error, else 0."""
+    import sys
+
+    import numpy as np
+    if gate is None:
+        return 0
+    median = float(np.median(report.errors))
+    if median > gate:
+        print(f"sparq-sim: median absolute error {median:.2f}% exceeds --max-median-error {gate:g}%",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _read_all(paths: str) -> list:
+    """The rows of one or several (comma-separated) measurement files."""
+    from sparq_sim.validation.measurements import read_measurements
+    rows = []
+    for path in [p for p in str(paths).split(",") if p.strip()]:
+        rows.extend(read_measurements(path.strip()))
+    if not rows:
+        raise UserError(f"no measurement rows in {paths}")
+    return rows
+
+
+def _validate_file(rows, args, outputs, source=None):
+    """The report of the measurements (fitted, held out, fitted on another device's `source` rows or
+    with stored constants); a fitted calibration or accuracy record is staged in `outputs`."""
+    from sparq_sim.units import parse_list, parse_seq
+    from sparq_sim.validation import core
+
+    if source is not None:
+        report = core.validate(rows, fit_on=source, label=f"{args.measurements}: constants fitted on {args.fit_on}")
         report.fitted_on = str(args.fit_on)
         if args.write_accuracy:
-            _write_accuracy(report, source, rows, args)
+            _write_accuracy(report, source, rows, outputs.staged(args.write_accuracy), args.write_accuracy)
     elif args.holdout:
         train_seqs = None
         if args.train_seq:
@@ -104,23 +176,10 @@ def run(args) -> int:
             kinds = {core.device_for(hw).kind for hw in {m.hardware for m in rows}}
             if len(kinds) != 1:
                 raise UserError("--write-calibration fits one set of constants: give devices of one kind")
-            _write_calibration(rows, args)
+            _write_calibration(rows, args, outputs.staged(args.write_calibration))
         report = core.validate(rows, fit=args.fit, calibration=args.calibration,
                                label=f"{args.measurements}" + (" (fitted on itself)" if args.fit else ""))
-    if args.plot:
-        core.plot(report, args.plot)
-    _print(report, args, worst)
-    return 0
-
-
-def _read_all(paths: str) -> list:
-    from sparq_sim.validation.measurements import read_measurements
-    rows = []
-    for path in [p for p in str(paths).split(",") if p.strip()]:
-        rows.extend(read_measurements(path.strip()))
-    if not rows:
-        raise UserError(f"no measurement rows in {paths}")
-    return rows
+    return report
 
 
 def _command_line() -> str:
@@ -129,26 +188,26 @@ def _command_line() -> str:
     return "sparq-sim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "sparq-sim validate"
 
 
-def _write_accuracy(report, source, rows, args) -> None:
+def _write_accuracy(report, source, rows, staged, final) -> None:
+    """Merge this cross-device validation into the accuracy file `final` (written at `staged`)."""
     import json
 
     from sparq_sim.calibration import accuracy
     from sparq_sim.validation.io import atomic_write_text
     direction = (" + ".join(sorted({m.hardware for m in source})) + " -> "
                  + " + ".join(sorted({m.hardware for m in rows})))
-    data = accuracy.record(report.to_dict(), direction, _command_line(), args.write_accuracy)
-    atomic_write_text(args.write_accuracy, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    data = accuracy.record(report.to_dict(), direction, _command_line(), final)
+    atomic_write_text(staged, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def _write_calibration(rows, args) -> None:
+def _write_calibration(rows, args, path) -> None:
     """Fit one set of constants on every row (all devices together) and write it."""
     from sparq_sim.calibration import calibrate
     from sparq_sim.validation.core import device_for
 
     devices = {hw: device_for(hw) for hw in sorted({m.hardware for m in rows})}
     kind = next(iter(devices.values())).kind
-    calibrate(rows, devices, args.write_calibration, command=_command_line(), fitted_on=str(args.measurements),
-              family=kind)
+    calibrate(rows, devices, path, command=_command_line(), fitted_on=str(args.measurements), family=kind)
 
 
 def _print(report, args, worst: int) -> None:

@@ -63,7 +63,8 @@ def per_thread_bandwidth(device) -> float:
 class LlamaCpp:
     name = "llama.cpp"
     description = ("C++ on a CPU (llama.cpp style): threads across heads, per-thread bandwidth ceiling, "
-                   "Q8_0 int8 weights, K stored twice, no reallocation; --threads N")
+                   "weights in --weight-dtype (default float16; int8 means Q8_0), K stored twice, no "
+                   "reallocation; --threads N")
 
     def __init__(self, threads: int | None = None):
         self.threads = threads

@@ -319,15 +319,21 @@ def kernel_method(label: str) -> str:
 class PublishedImplementation:
     """An implementation model built from a dense and a SparQ kernel label."""
 
-    def __init__(self, name: str, description: str, dense: str, sparq: str, sparq_once: str):
+    def __init__(self, name: str, description: str, dense: str, sparq: str, sparq_once: str,
+                 device_kinds: tuple[str, ...] = ("gpu", "cpu")):
         self.name, self.description = name, description
         self.dense, self.sparq, self.sparq_once = dense, sparq, sparq_once
+        self.device_kinds = device_kinds   # kinds of device the kernels run on
 
     def kernel_labels(self, w: Workload) -> tuple[str, str]:
         """The measured kernels this model's dense and SparQ attention are (the validation's labels)."""
         return self.dense, self.sparq if w.store_k == "twice" else self.sparq_once
 
     def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
+        if device is not None and device.kind not in self.device_kinds:
+            from sparq_sim.errors import UserError
+            raise UserError(f"implementation {self.name} runs on a {' or '.join(self.device_kinds)}; "
+                            f"{device.name} is a {device.kind}")
         layers = w.model.layers
         if method == "dense":
             label = self.dense

@@ -6,4 +6,5 @@ from sparq_sim.implementations.published_common import PublishedImplementation
 IMPLEMENTATION = PublishedImplementation(
     "published-triton",
     "published Triton SparQ (gathers fused, top-k/softmax in PyTorch) against SDPA memory-efficient dense",
-    dense="attn-mem-efficient", sparq="sparq-attn-triton", sparq_once="sparq-attn-triton-oneK")
+    dense="attn-mem-efficient", sparq="sparq-attn-triton", sparq_once="sparq-attn-triton-oneK",
+    device_kinds=("gpu",))

@@ -27,6 +27,7 @@ Every number is ``{ value, basis, source }`` like the rest of the hardware file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,16 +37,44 @@ from sparq_sim.errors import UserError
 
 STANDARDS_FILE = Path(__file__).resolve().parent / "dram_standards.toml"
 BASES = ("datasheet", "measured", "derived", "fitted", "assumed")
+# [dram] fields: key -> (lower bound, exclusive; upper bound, inclusive; must be a whole number).
+# Plausible for any DRAM path, so a slip of orders of magnitude, inf or nan is caught.
+DRAM_FIELDS = {
+    "channels": (0, 65536, True),
+    "interleave_bytes": (0, 1 << 24, True),
+    "idle_latency_s": (1e-9, 1e-4, False),
+    "outstanding_per_unit": (0, 1e6, False),
+    "demand_per_unit": (0, 1e6, False),
+    "prefetch_after_lines": (0, 1e9, False),
+    "pieces_per_unit": (0, 1e6, False),
+    "piece_line_cost": (-1e-300, 1e3, False),
+    "channel_bandwidth_Bps": (1e6, 1e14, False),
+    "banks": (0, 1024, True),
+    "row_bytes": (0, 1 << 20, True),
+}
+DRAM_KEYS = set(DRAM_FIELDS) | {"standard", "channel_hash"}
 TIMINGS = ("tCL", "tRCD", "tRP", "tRAS", "tRRD", "tFAW", "tWR", "tRFC", "tREFI")
 ORG = ("bus_bits", "burst_length", "banks", "row_bytes")
 
 
-def _number(table, where: str, path: str, positive: bool = True) -> float:
+def _number(table, where: str, path: str, positive: bool = True, bounds=None) -> float:
     if not isinstance(table, dict) or "value" not in table:
         raise UserError(f"{path}: field {where}: expected a table {{ value = ..., basis = ..., source = ... }}")
     value = table["value"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{path}: field {where}: value must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise UserError(f"{path}: field {where}: value must be a finite number, got {value!r}")
+    if bounds is not None:
+        low, high, whole = bounds
+        if not low < value <= high:
+            raise UserError(f"{path}: field {where}: value must be above {low:g} and at most {high:g}, "
+                            f"got {value!r}")
+        if whole and value != int(value):
+            raise UserError(f"{path}: field {where}: value must be a whole number, got {value!r}")
+    extra = set(table) - {"value", "basis", "source"}
+    if extra:
+        raise UserError(f"{path}: field {where}: unknown keys {', '.join(sorted(extra))}")
     if positive and not value > 0:
         raise UserError(f"{path}: field {where}: value must be positive, got {value!r}")
     if not positive and value < 0:
@@ -117,17 +146,21 @@ def dram_config(device) -> DramConfig:
         raise UserError(f"hardware file {path}: no [dram] section: the simulator needs one (see docs/simulator.md)")
     standard_name = section.get("standard", device.technology)
     standards = load_standards()
-    if standard_name not in standards:
+    if not isinstance(standard_name, str) or standard_name not in standards:
         raise UserError(f"hardware file {path}: field dram.standard: unknown DRAM standard {standard_name!r} "
                         f"(known: {', '.join(standards)})")
     std = standards[standard_name]
+    unknown = sorted(set(section) - DRAM_KEYS)
+    if unknown:
+        raise UserError(f"hardware file {path}: unknown field {unknown[0]!r} in section [dram] "
+                        f"(known: {', '.join(sorted(DRAM_KEYS))})")
 
     def num(key, default=None, positive=True):
         if key not in section:
             if default is None:
                 raise UserError(f"hardware file {path}: field dram.{key} is missing")
             return default
-        return _number(section[key], f"dram.{key}", path, positive)
+        return _number(section[key], f"dram.{key}", path, positive, DRAM_FIELDS[key])
 
     channels = int(num("channels"))
     banks = int(num("banks", std["banks"]))

@@ -236,7 +236,8 @@ def write_profile(profile: dict, out: str | None = None) -> Path:
     path = Path(out).expanduser() if out else local_profile_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        from sparq_sim.outputs import write_text_atomic
+        write_text_atomic(path, text)
     except OSError as exc:
         raise UserError(f"cannot write the local profile to {path}: {exc.strerror}") from None
     return path

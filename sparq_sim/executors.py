@@ -14,8 +14,6 @@ is computed by the same code wherever it runs, so the rows are identical either 
 
 from __future__ import annotations
 
-import os
-import sys
 
 from sparq_sim.errors import UserError
 
@@ -70,14 +68,14 @@ def _map_dask(fn, points, address: str, desc):
 
 
 def _bar(items, desc, total=None, wait=False):
-    """Items, with a tqdm bar on stderr when it is a terminal (none otherwise)."""
-    if not desc or not sys.stderr.isatty() or os.environ.get("CI"):
+    """Items, with the project's progress bar (sparq_sim.progress: stderr, terminals only)."""
+    if not desc:
         return items
-    from tqdm import tqdm
+    from sparq_sim.progress import progress
     if wait:
         from distributed import as_completed
         items = list(items)
-        for _ in tqdm(as_completed(items), total=total, desc=desc, file=sys.stderr, leave=False):
+        for _ in progress(as_completed(items), total=total, desc=desc, unit="point"):
             pass
         return items
-    return tqdm(items, total=total, desc=desc, file=sys.stderr, leave=False)
+    return progress(items, total=total, desc=desc, unit="point")

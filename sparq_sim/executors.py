@@ -14,7 +14,6 @@ is computed by the same code wherever it runs, so the rows are identical either 
 
 from __future__ import annotations
 
-
 from sparq_sim.errors import UserError
 
 CONNECT_TIMEOUT = "10s"     # how long to wait for a Dask scheduler

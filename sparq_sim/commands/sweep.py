@@ -243,17 +243,22 @@ def run(args) -> int:
     from sparq_sim.executors import parse_workers
     rows, notes = sweep_rows(devices, models, seqs, rs, ks, batches, impl, args.timing, storage,
                              workers=parse_workers(args.workers), cluster=args.cluster)
+    return _write_results(rows, notes, out, plot, heatmap_panels(rows, args.metric) if rows else {},
+                          f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
+                          f"{args.timing or 'its default'} timing)")
+
+
+def _write_results(rows, notes, out, plot, panels, title) -> int:
+    """The notes on stderr, then the rows and the heatmap, both or neither."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not rows:
         raise UserError("no valid combination to predict (every one was skipped)")
     from sparq_sim.outputs import OutputSet
     from sparq_sim.plots import speedup_heatmap
-    with OutputSet() as outputs:   # the rows and the heatmap, or neither
+    with OutputSet() as outputs:
         write_rows(outputs.staged(out), rows)
-        speedup_heatmap(heatmap_panels(rows, args.metric), outputs.staged(plot),
-                        f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
-                        f"{args.timing or 'its default'} timing)")
+        speedup_heatmap(panels, outputs.staged(plot), title)
     print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
           + (f"; {len(notes)} combinations skipped" if notes else ""))
     return 0
@@ -277,19 +282,8 @@ def run_method(args, out, plot, seqs) -> int:
         raise UserError(f"bad --hw {args.hw!r}: no device named")
     storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype)
     rows, notes = method_sweep_rows(devices, models, seqs, batches, name, compressions, overrides, storage)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-    if not rows:
-        raise UserError("no valid combination to predict (every one was skipped)")
-    from sparq_sim.outputs import OutputSet
-    from sparq_sim.plots import speedup_heatmap
-    with OutputSet() as outputs:   # the rows and the heatmap, or neither
-        write_rows(outputs.staged(out), rows)
-        speedup_heatmap(method_heatmap_panels(rows, args.metric), outputs.staged(plot),
-                        f"{name} {args.metric} speedup over dense (ideal implementation, roofline timing)")
-    print(f"{len(rows)} predictions written to {out}; heatmap written to {plot}"
-          + (f"; {len(notes)} combinations skipped" if notes else ""))
-    return 0
+    return _write_results(rows, notes, out, plot, method_heatmap_panels(rows, args.metric) if rows else {},
+                          f"{name} {args.metric} speedup over dense (ideal implementation, roofline timing)")
 
 
 def write_rows(path, rows: list[dict]) -> None:

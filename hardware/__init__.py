@@ -257,7 +257,7 @@ def load_device(name_or_path: str | Path) -> Device:
     if text.endswith(".toml") or "/" in text or Path(text).is_file():
         return load_file(text)
     key = text.lower()
-    # --- "local": this machine's profile, written by `sparq-sim measure` (issue 4) ---
+    # --- "local": this machine's profile, written by `sparq-sim measure` ---
     if key == "local":
         from sparq_sim.simulator.local import local_profile_path
         local = local_profile_path()

@@ -10,7 +10,7 @@ when ``None``). The result is (B, Hq, d_h) in q's dtype.
 
 ``impl`` names
 --------------
-reference         readable PyTorch, any device; Algorithm 1 of SPARQ.md exactly (local window,
+reference         readable PyTorch, any device; the algorithm of docs/method.md exactly (local window,
                   GQA index sharing, per-head tau and alpha, reallocation switch). float64
                   arithmetic for float64 inputs, float32 otherwise. Dense and SparQ.
 cpu               fast multi-threaded numba kernels (``cpu_dense``, ``cpu_sparq``), float32 arithmetic,
@@ -68,7 +68,7 @@ def dense_attention(q, K, V, *, impl="reference"):
 
 def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=None, K_t=None,
                     impl="reference"):
-    """SparQ Attention for one decoding step (SPARQ.md Algorithm 1); see the module docstring."""
+    """SparQ Attention for one decoding step (docs/method.md's algorithm); see the module docstring."""
     check_sparq(q, K, V, r, k, local_window, v_mean, K_t, impl)
     kw = dict(r=r, k=k, local_window=local_window, reallocate=bool(reallocate), v_mean=v_mean, K_t=K_t)
     if impl == "reference":

@@ -9,7 +9,7 @@ rounds each time dense then SparQ (``repeats`` calls each, after warm-up) on the
 the streaming-read bandwidth measured right before and after the round: this VM's bandwidth drifts
 by tens of percent within minutes, so every ratio is taken within a round and the medians over
 rounds are printed (with their min-max): ms, GB/s (ideal bytes / median), the dense kernel's
-fraction of the streaming bandwidth, and the SparQ speedup against the ideal one. Targets (issue 3): dense >= 75% of stream; SparQ >= 4x dense at S = 32k.
+fraction of the streaming bandwidth, and the SparQ speedup against the ideal one. Targets: dense >= 75% of stream; SparQ >= 4x dense at S = 32k.
 """
 
 from __future__ import annotations

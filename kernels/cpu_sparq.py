@@ -1,6 +1,6 @@
 """Fast CPU SparQ Attention for one decoding step (numba, multi-threaded, cached compile).
 
-One work item per (batch, KV head); the G query heads of a group share it (GQA rules of SPARQ.md).
+One work item per (batch, KV head); the G query heads of a group share it (GQA rules of docs/method.md).
 Per item:
 1. i1 = top r of sum_g |q_g| (shared); per-head tau folded into the query: q_hat = q[i1] / tau.
    Step 1 streams the r component rows of K_t (contiguous runs of S) block by block; in the same

@@ -3,7 +3,7 @@
 Used by ``sparq-sim profile`` and ``python -m sparq_sim.kernels.bench_cpu``. Inputs are rotated
 between enough copies that the calls read DRAM, not the last-level cache (timing.copies_for);
 each copy has its own q. Bytes come from the lead's traffic model (sparq_sim.traffic: ideal
-element counts of SPARQ.md; "moved" bytes of the ideal implementation model rounded to the
+element counts of docs/method.md; "moved" bytes of the ideal implementation model rounded to the
 device's access granularity), so achieved GB/s and the fraction of the measured streaming
 bandwidth are comparable with the predictions.
 """
@@ -49,7 +49,7 @@ def workload_for(case: Case):
 
 
 def traffic(case: Case, granularity: int) -> dict:
-    """Ideal bytes (SPARQ.md) and bytes moved at the access granularity, per method."""
+    """Ideal bytes (docs/method.md) and bytes moved at the access granularity, per method."""
     from sparq_sim.traffic import ideal_attention_bytes
     w = workload_for(case)
     out = {}

@@ -1,4 +1,4 @@
-"""Readable PyTorch reference of dense attention and SparQ Attention (Algorithm 1 of SPARQ.md).
+"""Readable PyTorch reference of dense attention and SparQ Attention (the algorithm of docs/method.md).
 
 Runs on any device. Arithmetic is float64 when any input is float64, float32 otherwise
 (16-bit inputs are upcast, so softmaxes cannot overflow); the result has q's dtype.
@@ -67,7 +67,7 @@ def sparq_selection(q, K, r, k, local_window=0, K_t=None):
 
 
 def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=None, K_t=None):
-    """SparQ Attention for one decoding step, exactly as SPARQ.md's Algorithm 1 with GQA."""
+    """SparQ Attention for one decoding step, exactly as docs/method.md's algorithm with GQA."""
     ct = compute_dtype(q, K, V, K_t, v_mean)
     B, Hq, d = q.shape
     _, Hkv, S, _ = K.shape

@@ -7,7 +7,7 @@
   position-major K). Each gather writes a new tensor that the matmul then reads, as published.
 
 They compute in the inputs' dtype, as the published kernels do. Beyond the published code
-(which had one KV head per query head and no local window) they follow SPARQ.md's GQA rules
+(which had one KV head per query head and no local window) they follow the GQA rules of docs/method.md
 and local window, so they agree with the reference on every input.
 """
 

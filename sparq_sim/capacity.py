@@ -29,7 +29,7 @@ from sparq_sim.models import ModelConfig
 from sparq_sim.workload import DEFAULT_COMPRESSION, Workload
 
 RESERVE_FRACTION = 0.10   # assumed: activations, workspace, framework/OS share of device memory
-VALUE_MEAN_BYTES = 4      # the running value mean is kept in fp32 (SPARQ.md)
+VALUE_MEAN_BYTES = 4      # the running value mean is kept in fp32 (docs/method.md)
 # Compressions searched for the best configuration: 1/16 is the most aggressive setting whose
 # accuracy the SparQ paper reports (r = 8 of d_h = 128); 1/2 the least.
 COMPRESSION_GRID = (1 / 2, 1 / 4, 1 / 8, 1 / 16)

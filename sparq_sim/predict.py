@@ -18,7 +18,7 @@ class Totals:
     """A sum over phases: the attention layers, or the whole decoding step."""
 
     bytes: float          # moved (granularity-rounded) bytes
-    ideal_bytes: float    # SPARQ.md's formula count (plus weights for the step)
+    ideal_bytes: float    # the formula count of docs/method.md (plus weights for the step)
     time_s: float
     bound: str
     phases: tuple[PhaseTime, ...] = field(default_factory=tuple)

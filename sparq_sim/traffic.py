@@ -4,7 +4,7 @@ An implementation model (``sparq_sim.implementations``) describes each kernel ph
 ``Access`` patterns. Two counts come out of them:
 
 * requested bytes: what the algorithm asks for, element by element; for the ideal
-  implementation this equals SPARQ.md's formulas (``ideal_attention_bytes``);
+  implementation this equals the method's traffic formulas (docs/method.md) (``ideal_attention_bytes``);
 * moved bytes: what the memory system must transfer, with every access rounded up to the
   device's access granularity (32-byte sectors on GPUs, 64-byte lines on CPUs). This is why a
   few scattered components of a position-major key row cost almost the whole row.
@@ -109,7 +109,7 @@ class Phase:
     launches: int = 0             # kernel launches (GPU) or parallel regions (CPU)
     fixed_s: float = 0.0          # other fixed cost, seconds
     part: str = "attention"       # "attention" or "other" (weights, norms...) for step totals
-    in_formula: bool = True       # False for traffic SPARQ.md's formulas leave out (cache appends)
+    in_formula: bool = True       # False for traffic the method's traffic formulas (docs/method.md) leave out (cache appends)
 
     def requested_bytes(self) -> int:
         return sum(a.requested_bytes() for a in self.accesses)
@@ -119,7 +119,7 @@ class Phase:
 
 
 def ideal_attention_elements(w: Workload, method: str) -> int:
-    """SPARQ.md's element counts for one decoding step of the whole batch over all layers.
+    """The element counts of docs/method.md for one decoding step of the whole batch over all layers.
 
     Per batch element and layer, with Hq query heads and Hkv KV heads (GQA: KV terms once per
     KV head, q and output once per query head, the value mean once per KV head):

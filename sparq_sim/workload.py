@@ -73,7 +73,7 @@ class Workload:
 
     @property
     def compression(self) -> float:
-        """SparQ attention traffic over dense attention traffic, ideal count (SPARQ.md's formulas)."""
+        """SparQ attention traffic over dense attention traffic, ideal count (docs/method.md)."""
         from sparq_sim.traffic import ideal_attention_elements
         return ideal_attention_elements(self, "sparq") / ideal_attention_elements(self, "dense")
 

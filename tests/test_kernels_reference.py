@@ -20,7 +20,7 @@ def make(B=2, Hq=4, Hkv=2, S=96, d=16, dtype=torch.float64, seed=0):
 
 
 def loop_sparq(q, K, V, r, k, l, reallocate):
-    """SPARQ.md Algorithm 1 with its GQA rules, written as plain numpy loops (independent of reference.py)."""
+    """docs/method.md's algorithm with its GQA rules, written as plain numpy loops (independent of reference.py)."""
     q, K, V = (t.double().numpy() for t in (q, K, V))
     B, Hq, d = q.shape
     Hkv, S = K.shape[1], K.shape[2]

@@ -1,4 +1,4 @@
-"""Bytes against hand-computed values (SPARQ.md's per-head formulas), and granularity rounding."""
+"""Bytes against hand-computed values (the per-head formulas of docs/method.md), and granularity rounding."""
 
 import math
 

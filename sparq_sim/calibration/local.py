@@ -23,7 +23,7 @@ from sparq_sim.machine import cores, cpu_mhz_and_flags, cpu_model, llc_bytes
 def measure_read_bandwidth(threads: int | None = None) -> tuple[float, str]:
     """Read bandwidth of this machine, bytes/s, and how it was measured."""
     try:
-        from sparq_sim.kernels.timing import measure_stream_bandwidth  # the kernels' harness (issue 3)
+        from sparq_sim.kernels.timing import measure_stream_bandwidth  # the kernels' harness
         bw, info = measure_stream_bandwidth(refresh=True)   # this run's figure: the VM drifts
         return float(bw), (f"measured: sparq_sim.kernels.timing.measure_stream_bandwidth, {info.get('method', '')}, "
                            f"{info.get('statistic', '')}, {info.get('threads', '?')} threads, {info.get('date', '')}")

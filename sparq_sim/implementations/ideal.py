@@ -1,4 +1,4 @@
-"""The ideal implementation: fused kernels that move exactly SPARQ.md's bytes.
+"""The ideal implementation: fused kernels that move exactly the bytes of the method's traffic formulas (docs/method.md).
 
 Dense attention is one fused kernel per layer streaming K and V once. SparQ is two fused
 kernels per layer: step 1 (approximate scores over K_t, softmax statistics and top-k selection
@@ -18,7 +18,7 @@ SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selecti
 
 class Ideal:
     name = "ideal"
-    description = "traffic-bound fused kernels moving exactly SPARQ.md's bytes (default)"
+    description = "traffic-bound fused kernels moving exactly the traffic formulas' bytes (docs/method.md; default)"
 
     def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]:
         s = base.Shape.of(w)

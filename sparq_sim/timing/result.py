@@ -13,7 +13,7 @@ class PhaseTime:
     part: str               # "attention" or "other"
     requested_bytes: float  # what the algorithm asks for
     moved_bytes: float      # what the memory system transfers
-    ideal_bytes: float      # requested bytes that SPARQ.md's formulas count
+    ideal_bytes: float      # requested bytes that the method's traffic formulas (docs/method.md) count
     memory_s: float
     compute_s: float
     overhead_s: float

@@ -1,4 +1,4 @@
-"""Calibration data, the family rule and the calibrated timer."""
+"""Calibration data, the constants a device takes, and the calibrated timer."""
 
 from dataclasses import replace
 

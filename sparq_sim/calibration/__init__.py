@@ -3,7 +3,9 @@ calibrated timer (``--timing calibrated``). See docs/validation.md.
 
 * ``model``: the cost model (phases -> time per call) and its constants;
 * ``fit``: least-squares fit of the constants to measurement rows (scipy);
-* ``store``: the calibration files in this folder and the family rule for unmeasured devices;
+* ``store``: the calibration files in this folder and which one a device takes;
+* ``constants``: the typed constants (specs, validation);
+* ``accuracy``: the recorded cross-device errors predict reports;
 * ``timer``: ``CalibratedTimer(device)``;
 * ``local``: this machine as a Device (measured bandwidth) for ``validate --local``;
 * ``calibrate(rows, device, path, command)``: fit and write a calibration file.

@@ -48,7 +48,7 @@ class CallFeatures:
     n_calls: int
     bytes: np.ndarray         # (n_phases, 3): moved bytes by pattern
     rows: np.ndarray          # parallel rows (0: not row-limited)
-    row_family: list          # family name of each phase (for row_bw, scattered rate)
+    row_family: list          # family of each phase (which per-family constants apply)
     scattered: np.ndarray
     topk: np.ndarray
     flops: np.ndarray

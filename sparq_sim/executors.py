@@ -57,6 +57,8 @@ def _map_dask(fn, points, address: str, desc):
         raise UserError("--cluster needs Dask distributed: pip install 'sparq-sim[distributed]'") from None
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT)
+    except ValueError as exc:      # distributed's address parser: no port, bad scheme, ...
+        raise UserError(f"bad --cluster {address!r}: {exc}") from None
     except (OSError, TimeoutError) as exc:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:

@@ -56,3 +56,12 @@ def test_unreachable_cluster_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 2 and "Dask scheduler" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_malformed_cluster_address_is_one_line(tmp_path, capsys):
+    """An address Dask cannot parse (no port) is bad input, not a ValueError traceback."""
+    pytest.importorskip("distributed")
+    rc = main(SWEEP + ["--out", str(tmp_path / "x.csv"), "--cluster", "x"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad --cluster 'x'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()

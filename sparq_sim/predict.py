@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, get_implementation
-from sparq_sim.timing import PhaseTime, get_timer, timer_for
+from sparq_sim.timing import PhaseTime, timer_for
 from sparq_sim.timing.result import classify
 from sparq_sim.traffic import ideal_attention_bytes, weight_bytes
 from sparq_sim.workload import Workload
@@ -63,8 +64,15 @@ class Prediction:
     timing: str
     dense: MethodPrediction
     sparq: MethodPrediction
-    bound: "Prediction | None" = None   # the ideal implementation's roofline: the speed of light
     error: dict | None = None           # validated error band of this estimate (None: not validated)
+
+    @cached_property
+    def bound(self) -> "Prediction":
+        """The ideal implementation's roofline for the same workload: the speed of light. Computed
+        when asked, so callers that only need the estimate (sweeps, planning) do not pay for it."""
+        if self.implementation == "ideal" and self.timing == "roofline":
+            return self
+        return predict(self.workload, self.device, "ideal", "roofline")
 
     @property
     def speedup(self) -> dict:
@@ -73,7 +81,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         d = self.device
-        bound = self.bound or self
+        bound = self.bound
         return {
             "hardware": {"name": d.name, "description": d.description, "kind": d.kind,
                          "bandwidth_Bps": d.bandwidth_Bps.value,
@@ -116,13 +124,7 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     if check is not None:
         check(device)
     timer = timer or timer_for(impl, timing, device)
-    estimate = [predict_method(w, m, impl, timer) for m in METHODS]
-    if impl.name == "ideal" and timer.name == "roofline":
-        bound = None
-    else:
-        ideal, roofline = get_implementation("ideal"), get_timer("roofline", device)
-        bound = Prediction(device, w, "ideal", "roofline", *(predict_method(w, m, ideal, roofline) for m in METHODS))
-    return Prediction(device, w, impl.name, timer.name, *estimate, bound=bound,
+    return Prediction(device, w, impl.name, timer.name, *(predict_method(w, m, impl, timer) for m in METHODS),
                       error=_error_band(impl, timer, w, device))
 
 

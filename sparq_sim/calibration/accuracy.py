@@ -11,6 +11,7 @@ writes a direction; ``band(labels)`` takes the worst over directions of the wors
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,13 +37,19 @@ def record(report: dict, direction: str, command: str, path: str | Path = PATH) 
     return data
 
 
+@lru_cache(maxsize=8)
+def _read(path: str, mtime_ns: int) -> dict:
+    """The accuracy file, read once per version (predict asks for it on every call)."""
+    return json.loads(Path(path).read_text())
+
+
 def band(labels, path: str | Path = PATH) -> dict | None:
     """The validated error of a prediction made of these kernels: for each figure the worst over
     the recorded directions and the labels; None when a label was never validated across devices."""
     path = Path(path)
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
+    data = _read(str(path), path.stat().st_mtime_ns)
     keys = ("median_abs_pct", "p90_abs_pct", "speedup_median_abs_pct", "speedup_p90_abs_pct")
     worst = dict.fromkeys(keys, 0.0)
     sources = []

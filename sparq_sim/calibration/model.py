@@ -132,8 +132,7 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     cpu = device.kind == "cpu"
     units = device.compute_units.value
     clock = device.clock_hz.value
-    fams = f.row_family
-    n = len(fams)
+    n = len(f.row_family)
     if cpu and f.threads is not None:
         # threads beyond the cores add nothing; fewer threads use fewer units
         units_used = np.minimum(f.threads[f.call], units)
@@ -185,7 +184,6 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
             cap = units * c.value("topk_programs_per_unit")
             topk_programs = np.where(rows > 0, np.minimum(rows, cap), cap)
         topk = f.topk / (topk_programs * clock * c.value("topk_per_cycle"))
-
     else:
         topk = np.zeros(n)
 

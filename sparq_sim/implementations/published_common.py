@@ -142,8 +142,7 @@ def torch_topk(s: base.Shape, family: str, extra_launches: int = 0, kind: str = 
     """
     scores = s.kv_instances * s.seq * s.elem
     indices = _stream(s.kv_instances, s.k * INDEX_BYTES, "i2", True)
-    layers_rows = s.kv_instances
-    per_layer_rows = layers_rows // max(1, s.layers)
+    per_layer_rows = s.kv_instances // max(1, s.layers)
     if kind == "gpu" and topk_is_multiblock(per_layer_rows, s.seq):
         passes = -(-8 * s.elem // MULTIBLOCK_RADIX_BITS)
         launches = 2 * passes + 6

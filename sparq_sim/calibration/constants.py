@@ -126,10 +126,9 @@ class Constants(Mapping):
     def has(self, base: str, suffix: str = "") -> bool:
         return (f"{base}.{suffix}" if suffix else base) in self._values
 
-    def with_values(self, **updates) -> "Constants":
-        out = dict(self._values)
-        out.update({k.replace("__", "."): v for k, v in updates.items()})
-        return Constants(out)
+    def with_values(self, updates: Mapping[str, float]) -> "Constants":
+        """These constants with `updates` set (validated like any others)."""
+        return Constants({**self._values, **updates})
 
     def as_dict(self) -> dict:
         return dict(self._values)

@@ -138,7 +138,7 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
     res = residuals(result.x)
     per_launch = host_ops_per_launch(measurements, constants, kind)
     if per_launch is not None and "host_ops_per_launch" not in names:
-        constants = constants.with_values(host_ops_per_launch=per_launch)
+        constants = constants.with_values({"host_ops_per_launch": per_launch})
     at_bound = [n for n, v, a, b in zip(names, result.x, lo, hi) if v - a < 1e-3 or b - v < 1e-3]
     report = {"rows": len(measurements), "devices": sorted(groups), "fitted": names, "fixed": sorted(fixed_values),
               "fixed_sources": {k: v[1:] for k, v in fixed_all.items()},

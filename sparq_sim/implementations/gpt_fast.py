@@ -72,7 +72,7 @@ class GptFast:
         self.check_device(device)
         layers = w.model.layers
         # the dense step reads the whole preallocated cache (masked); SparQ ranks it all as well
-        cache = replace(w, seq=cache_positions(w.seq), k=min(w.k, cache_positions(w.seq)))
+        cache = replace(w, seq=cache_positions(w.seq))
         if method == "dense":
             label, store_k = DENSE_KERNEL, "once"
         elif method == "sparq":

@@ -29,7 +29,7 @@ def spread(values, fmt) -> str:
 
 
 def main(argv=None) -> int:
-    from sparq_sim.cli import OneLineParser
+    from sparq_sim.errors import OneLineParser
     from sparq_sim.errors import UserError
     from sparq_sim.kernels import timing
     from sparq_sim.kernels.profiling import Case, markdown_table, profile_case

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     from sparq_sim.kernels.profiling import Case, markdown_table, traffic
     from sparq_sim.units import parse_seq
 
-    from sparq_sim.cli import OneLineParser
+    from sparq_sim.errors import OneLineParser
     from sparq_sim.errors import UserError
     from sparq_sim.units import parse_positive_int
 

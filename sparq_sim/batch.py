@@ -286,7 +286,7 @@ def mixed_from_args(args, device, implementation) -> MixedBatch:
 
 
 def format_mixed(b: MixedBatch, device, model) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     from sparq_sim.units import format_bytes, format_seconds
     lines = [f"{model.name} on {device.name}: mixed batch of {len(b.seqs)} sequences, "
              f"{sum(b.seqs)} tokens in all (shortest {min(b.seqs)}, longest {max(b.seqs)})", ""]

@@ -12,16 +12,9 @@ import pkgutil
 import sys
 
 from sparq_sim import __version__
-from sparq_sim.errors import UserError
+from sparq_sim.errors import OneLineParser, UserError
 
 PROG = "sparq-sim"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit 2) instead of usage plus error."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _command_modules():

@@ -136,7 +136,7 @@ def format_quality(quality: list) -> str:
 
 
 def format_comparison(c: Comparison) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     from sparq_sim.units import format_bytes, format_seconds
 
     m, d = c.model, c.device

@@ -1,4 +1,7 @@
-"""One exception type for bad user input, so the CLI can report it in one line with exit 2."""
+"""Bad user input: one exception type and one argparse parser, so every entry point reports it in one line
+with exit 2."""
+
+import argparse
 
 
 class UserError(ValueError):
@@ -7,3 +10,10 @@ class UserError(ValueError):
     The CLI prints ``sparq-sim: error: <message>`` on stderr and exits with code 2;
     library callers get an ordinary ValueError subclass.
     """
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2) instead of usage plus error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -231,7 +231,7 @@ def _ret(r) -> str:
 
 
 def format_recommendation(rec: Recommendation, show_excluded: int = 12) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     m, d = rec.model, rec.device
     lines = [f"{m.name} on {d.name} ({d.description}), S = {rec.seq}; retention on {rec.task} "
              f"({rec.quality_model}); ideal implementation, roofline timing", "", "Pareto front (best first):"]

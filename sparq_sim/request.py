@@ -193,7 +193,7 @@ def request_from_args(args, device, implementation) -> RequestPrediction | None:
 
 def format_request(q: RequestPrediction) -> str:
     """The request section of predict's table."""
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     from sparq_sim.units import format_seconds
 
     d, s = q.dense, q.sparq

@@ -165,7 +165,7 @@ def plan_targets(device, model: ModelConfig, seq: int, tpot_slo_s: float, *, ttf
 
 
 def format_targets(t: TargetPlan) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     from sparq_sim.units import format_seconds
     head = f"latency targets at S = {t.seq}: TPOT <= {format_seconds(t.tpot_slo_s)}"
     if t.ttft_slo_s is not None:

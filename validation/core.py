@@ -151,7 +151,7 @@ def split_by_seq(rows, train_seqs=None):
 # ----------------------------------------------------------------------------------------------
 
 def format_report(report: Report, worst: int = 10) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     d = report.to_dict(worst)
 
     def rows_of(groups):

@@ -139,16 +139,3 @@ def workload_from_args(args, seq: int | None = None) -> Workload:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False))
-
-
-def render_table(rows: list[list[str]], header: list[str] | None = None) -> str:
-    """Plain aligned columns: first column left, the rest right."""
-    table = ([header] if header else []) + rows
-    widths = [max(len(str(r[i])) for r in table) for i in range(len(table[0]))]
-    lines = []
-    for n, row in enumerate(table):
-        cells = [str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-        if header and n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
 NAME = "hw"
@@ -34,7 +35,7 @@ def run(args) -> int:
         # the aliases wrapped below the table
         rows = [[d.name, d.kind, d.technology, f"{format_bytes(d.bandwidth_Bps.value)}/s",
                  format_bytes(d.capacity_bytes.value), d.description.split(" (")[0][:40]] for d in devices]
-        print(_args.render_table(rows, ["name", "kind", "memory", "bandwidth", "capacity", "description"]))
+        print(render_table(rows, ["name", "kind", "memory", "bandwidth", "capacity", "description"]))
         aliases = "; ".join(f"{a} = {d.name}" for d in devices for a in d.aliases)
         if aliases:
             print("\n" + textwrap.fill(f"aliases: {aliases}", width=WIDTH, subsequent_indent="  "))
@@ -53,7 +54,7 @@ def run(args) -> int:
     print(f"file: {device.path}")
     rows = [[name, f"{fig.value:.6g}", fig.basis, fig.source] for name, fig in device.figures().items()]
     rows += [[f"dram.{name}", value, basis, source] for name, value, basis, source in dram]
-    print(_args.render_table(rows, ["figure", "value", "basis", "source"]))
+    print(render_table(rows, ["figure", "value", "basis", "source"]))
     return 0
 
 

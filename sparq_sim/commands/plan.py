@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
 
@@ -162,7 +163,7 @@ def run_method(args) -> int:
              format_seconds(o["step_time_s"]) if o["step_time_s"] else "-", f"{o['tokens_per_s']:.1f}"]
             for n, o in out.items()]
     print(f"{c.model.name} on {c.device.name}, S = {c.seq}; ideal implementation, roofline timing")
-    print(_args.render_table(rows, ["method", "KV cache per sequence", "max batch", "step at max batch",
+    print(render_table(rows, ["method", "KV cache per sequence", "max batch", "step at max batch",
                                     "tokens/s at max batch"]))
     for n, o in out.items():
         print(f"  {n}: {format_settings(o['settings'])}")
@@ -202,7 +203,7 @@ def format_plan(p) -> str:
         ["step time at max batch"] + [format_seconds(c.step_time_s) if c.step_time_s else "-" for c in cols],
         ["tokens/s at max batch"] + [f"{c.tokens_per_s:.1f}" for c in cols],
     ]
-    lines.append(_args.render_table(rows, header))
+    lines.append(render_table(rows, header))
     lines.append("")
     if p.best:
         b = p.best

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
 NAME = "predict"
@@ -111,14 +112,14 @@ def format_prediction(p, memory: dict | None = None) -> str:
         rows.append(["memory (weights + KV)"] + [
             format_bytes(memory[m]["memory_bytes"]) + ("" if memory[m]["fits_in_memory"] else " (does not fit)")
             for m in ("dense", "sparq")] + [f"of {format_bytes(usable)} usable"])
-    lines.append(_args.render_table(rows, ["", "dense", "sparq", "dense/sparq"]))
+    lines.append(render_table(rows, ["", "dense", "sparq", "dense/sparq"]))
     lines += ["", *accuracy_lines(p)]
     for method in ("dense", "sparq"):
         lines += ["", f"{method} phases:"]
         phase_rows = [[ph.name, format_bytes(ph.requested_bytes), format_bytes(ph.moved_bytes),
                        format_seconds(ph.time_s), ph.bound]
                       for ph in getattr(p, method).attention.phases]
-        lines.append(_args.render_table(phase_rows, ["phase", "requested", "moved", "time", "bound"]))
+        lines.append(render_table(phase_rows, ["phase", "requested", "moved", "time", "bound"]))
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ the fraction of the machine's measured streaming-read bandwidth (cached, see --r
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
 NAME = "profile"
@@ -113,7 +114,7 @@ def format_profile(res) -> str:
                      format_bytes(e["moved_bytes"]) if e.get("moved_bytes") else "-",
                      f"{e['GBps_ideal']:.1f}",
                      f"{100 * e['fraction_of_stream']:.0f}%" if "fraction_of_stream" in e else "-"])
-    lines.append(_args.render_table(rows, ["", "median", "p10-p90", "min-max", "ideal bytes", "moved bytes",
+    lines.append(render_table(rows, ["", "median", "p10-p90", "min-max", "ideal bytes", "moved bytes",
                                            "GB/s", "of stream"]))
     if "speedup" in res:
         lines += ["", f"SparQ speedup {res['speedup']:.2f}x (ideal {res['ideal_speedup']:.2f}x by bytes)"]

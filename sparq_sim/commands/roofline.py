@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
 NAME = "roofline"
@@ -125,6 +126,6 @@ def run(args) -> int:
     from sparq_sim.units import format_seconds
     rows = [[p["label"], f"{p['intensity']:.3g}", f"{p['flops_per_s'] / 1e12:.3g}", format_seconds(p["time_s"]),
              p["bound"]] for p in points]
-    print(_args.render_table(rows, ["point", "flop/byte", "Tflop/s", "time", "bound"]))
+    print(render_table(rows, ["point", "flop/byte", "Tflop/s", "time", "bound"]))
     print(f"\nroofline written to {out}")
     return 0

@@ -3,6 +3,7 @@ dense against SparQ: TTFT and TPOT percentiles, throughput, goodput, Little's-la
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
 
@@ -148,7 +149,7 @@ def format_grid(config, results) -> str:
                          f"{m['throughput_tokens_per_s']:.1f}", f"{m['goodput_requests_per_s']:.2f}",
                          f"{m['mean_in_system']:.1f}", str(m["queue_at"]["1"])])
     return (f"{config.model.name} on {config.hw}: {config.duration_s:g} simulated s per rate, seed {config.seed}\n\n"
-            + _args.render_table(rows, ["rate/s", "method", "TTFT p99", "TPOT p99", "tokens/s", "goodput/s",
+            + render_table(rows, ["rate/s", "method", "TTFT p99", "TPOT p99", "tokens/s", "goodput/s",
                                         "in system", "queue at end"]))
 
 
@@ -169,5 +170,5 @@ def format_result(config, rate, result) -> str:
             cells.append("-" if v is None else format_seconds(v) if kind == "s" else
                          f"{v:.0f}" if kind == "i" else f"{v:.2f}")
         rows.append([label] + cells)
-    lines.append(_args.render_table(rows, ["", "dense", "sparq"]))
+    lines.append(render_table(rows, ["", "dense", "sparq"]))
     return "\n".join(lines)

@@ -7,6 +7,7 @@ bus busy fraction over all channels), with ``--accesses`` per access pattern too
 
 from __future__ import annotations
 
+from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
 NAME = "simulate"
@@ -111,6 +112,6 @@ def format_result(result: dict, accesses: bool = False) -> str:
                                  format_seconds(a["time_s"]), f"{format_bytes(a['achieved_Bps'])}/s",
                                  f"{100 * a['row_hit_rate']:.0f}%", f"{100 * a['utilisation']:.0f}%", ""])
         lines += ["", f"{method} phases:",
-                  _args.render_table(rows, ["phase", "requested", "moved", "moved/req", "memory time",
+                  render_table(rows, ["phase", "requested", "moved", "moved/req", "memory time",
                                             "achieved", "row hits", "channel use", "bound"])]
     return "\n".join(lines)

@@ -244,7 +244,7 @@ def write_profile(profile: dict, out: str | None = None) -> Path:
 
 
 def comparison_table(profile: dict) -> str:
-    from sparq_sim.commands._args import render_table
+    from sparq_sim.tables import render_table
     rows = []
     for r in profile["comparison"]:
         label = "stream" if r["size"] == "stream" else f"{r['size']} B rows"

@@ -116,8 +116,7 @@ def compare(device, model, seq: int, methods, *, batch: int = 1, compression: fl
         notes.append("quality figures marked unverified were quoted for the paper but not checked "
                      "against its table and page")
     if any(e.quality for n, e in entries.items() if n != "dense"):
-        notes.append("quality is matched on nominal compression (within 5%); the paper measured at "
-                     "its own sequence lengths and settings")
+        notes.append(quality.MATCHING_NOTE)
     return Comparison(device, model, seq, batch, compression, qmodel, entries, tuple(notes), kv_dtype, weight_dtype,
                       reserve_fraction)
 

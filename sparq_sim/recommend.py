@@ -136,7 +136,7 @@ def recommend(device, model, seq: int, *, batch: int | None = None, min_retentio
     task = (min_retention[0] if min_retention else task) or "squad"
     qmodel = quality_model or model.name
     rows = quality.all_rows()
-    notes = []
+    notes = [quality.MATCHING_NOTE]
     if qmodel != model.name:
         notes.append(f"retention is {qmodel}'s published figure, borrowed for {model.name}")
     elif qmodel not in quality.models_with_rows(rows):

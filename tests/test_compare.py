@@ -68,7 +68,7 @@ def test_quality_appears_only_for_its_model_unless_borrowed(cli):
     own = run_json(cli, "--methods", "sparq", "--hw", "h100", "--seq", "32k", "--compression", "1/8",
                    "--model", "llama-2-13b")
     squad = [q for q in own["methods"]["sparq"]["quality"] if q["task"] == "squad"][0]
-    assert squad["retention"] == pytest.approx(74.9 / 80.8) and squad["status"] == "unverified"
+    assert squad["retention"] == pytest.approx(74.9 / 80.8) and squad["status"] == "verified" and squad["page"] == "6"
     other = run_json(cli, "--methods", "sparq", "--hw", "h100", "--seq", "32k", "--compression", "1/8")
     assert other["methods"]["sparq"]["quality"] == []
     borrowed = run_json(cli, "--methods", "sparq", "--hw", "h100", "--seq", "32k", "--compression", "1/8",

@@ -66,3 +66,33 @@ def test_malformed_file_names_file_and_line(tmp_path):
     bad.write_text("paper,table\n")
     with pytest.raises(ValueError, match="columns must be"):
         quality.load_file(bad)
+
+
+TABLE2_MODELS = ("llama-2-13b", "llama-3-8b", "mistral-7b", "gemma-7b", "pythia-6.9b")
+TABLE2_TASKS = ("squad", "triviaqa", "cnn-dailymail", "wikitext", "repetition")
+
+
+def test_the_main_results_table_is_complete():
+    """Table 2: the largest model of five families x five tasks, dense plus SparQ, H2O and LM-Infinite
+    at 1/2 and 1/8: 7 rows a (model, task), every one read from the table (status verified)."""
+    rows = [r for r in quality.all_rows() if r.table == "2"]
+    assert {r.model for r in rows} == set(TABLE2_MODELS)
+    for model in TABLE2_MODELS:
+        for task in TABLE2_TASKS:
+            cell = [r for r in rows if r.model == model and r.task == task]
+            assert sorted((r.method, r.compression) for r in cell) == sorted(
+                [("dense", 1.0)] + [(m, c) for m in ("h2o", "sparq", "streamingllm") for c in (0.5, 0.125)])
+            assert all(r.status == "verified" and r.page == "6" for r in cell)
+
+
+def test_retention_spot_checks_against_the_paper():
+    def one(model, method, compression, task):
+        found = [q for q in quality.lookup(model, method, compression) if q["task"] == task]
+        assert len(found) == 1
+        return found[0]["retention"]
+    assert one("llama-3-8b", "sparq", 1 / 8, "repetition") == pytest.approx(213 / 213)
+    assert one("gemma-7b", "h2o", 1 / 8, "wikitext") == pytest.approx(0.59 / 0.62)     # BPC: lower is better
+    assert one("llama-2-13b", "streamingllm", 1 / 8, "squad") == pytest.approx(30.1 / 80.8)
+    # Table 3 (needle in a haystack, LLaMA-2-7B-32K): retention against the dense row of the same S range
+    assert one("llama-2-7b-32k", "sparq", 1 / 8, "needle-24k-32k") == pytest.approx(87.5 / 90.4)
+    assert one("llama-2-7b-32k", "h2o", 1 / 4, "needle-8k-16k") == pytest.approx(5.9 / 100)

@@ -60,7 +60,7 @@ def test_min_retention_with_borrowed_quality(cli):
     twice = front[("sparq", 16, "twice")]
     assert twice["retention"] == pytest.approx(74.9 / 80.8)
     assert twice["memory_bytes"] == pytest.approx(WEIGHTS + 2 * SPARQ_TWICE_SEQ)
-    assert "keeps 0.93 of squad" in twice["reason"] and "unverified" in twice["reason"]
+    assert "keeps 0.93 of squad" in twice["reason"] and "table 2, page 6" in twice["reason"]
     assert all(e["retention"] is not None and e["retention"] >= 0.9 for e in data["front"])
     assert any("h2o" in e["method"] and "below --min-retention 0.9" in e["reason"] for e in data["excluded"])
     assert any("K_t int8: no published quality" in e["reason"] for e in data["excluded"])

@@ -24,6 +24,10 @@ COLUMNS = ("paper", "table", "page", "model", "task", "metric", "method", "setti
            "value", "status", "note")
 STATUSES = ("verified", "unverified")
 LOWER_IS_BETTER = ("bits per character",)
+# What a retention figure stands for when it is applied to a workload.
+MATCHING_NOTE = ("published quality is matched by model, task and nominal compression (within 5%) only: the sources "
+                 "measured it at their own sequence lengths (the SparQ paper's main table: 1k-2k tokens) "
+                 "and settings, not at this S, r or k")
 
 
 @dataclass(frozen=True)

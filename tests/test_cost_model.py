@@ -83,6 +83,19 @@ def test_scattered_loads_issue_bound_or_one_llc_sector_each():
     assert t == pytest.approx(loads / (8 * 1.41e9 * 1.0))
 
 
+def test_compiled_gathers_bind_by_what_they_load():
+    """torch.compile's K-once gather (r elements of every position-major row) costs one LLC sector
+    a load; its gathers of contiguous runs (K_t rows, K and V rows) coalesce, and the index
+    arithmetic per element binds them: units x clock x issue_per_cycle.compiled."""
+    loads = 10 ** 9
+    rates = {"llc_eff.compiled": 0.5, "issue_per_cycle.compiled": 2.0}
+    once = KernelPhase("gather_r", (), family="compiled", scattered_loads=loads, scatter_kind="lastdim")
+    assert _time(once, A100, **rates) == pytest.approx(loads * 32 / (7.22e12 * 0.5))
+    for kind in ("", "rows"):
+        runs = replace(once, scatter_kind=kind)
+        assert _time(runs, A100, **rates) == pytest.approx(loads / (108 * 1.41e9 * 2.0))
+
+
 def test_topk_one_program_per_row():
     ranked = 64 * 4096
     phase = KernelPhase("top_k", (), family="eager", topk_elements=ranked, topk_rows=64)

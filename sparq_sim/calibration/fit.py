@@ -25,7 +25,7 @@ from sparq_sim.implementations.published_common import kernel_phases
 # for families present.
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
-              "issue_per_cycle.eager", "llc_eff.compiled", "llc_eff.triton",
+              "issue_per_cycle.eager", "issue_per_cycle.compiled", "llc_eff.compiled", "llc_eff.triton",
               "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch")
 # Not fitted on GPUs: one launch costs the device's launch_s; host issue and device work overlap
 # with p = 4 (between a plain sum, p = 1, and a hard max): fitting either trades it against

@@ -166,7 +166,7 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     keys, index = _family_index(f)
     issue = np.array([c.value("issue_per_cycle", f"{fam}.{kind}") if kind and c.has("issue_per_cycle", f"{fam}.{kind}")
                       else c.value("issue_per_cycle", fam) for fam, kind in keys])[index]
-    cache_bound = np.array([scatter_bound(fam) is ScatterBound.CACHE for fam, _ in keys], dtype=bool)[index]
+    cache_bound = np.array([scatter_bound(fam, kind) is ScatterBound.CACHE for fam, kind in keys], dtype=bool)[index]
     llc_rate = device.llc_bandwidth_Bps.value * _per_family(c, "llc_eff", f) / device.granularity
     rate = np.where(cache_bound, llc_rate, units_used * clock * issue)
     with np.errstate(divide="ignore", invalid="ignore"):

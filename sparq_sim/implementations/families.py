@@ -35,14 +35,19 @@ class ScatterBound(str, Enum):
 
 # Triton's step 1 with K stored once loads r components of every key row straight from the
 # position-major cache (``tl.load`` of a [positions x r] pointer block): each element is its own
-# sector request, reused through the L2. torch.compile's inductor generates Triton kernels too,
-# so its gathers are the same kind of load. Eager torch.gather and the CPU loops compute an
-# index per element: instruction-bound.
-SCATTER_BOUND = {Family.TRITON: ScatterBound.CACHE, Family.COMPILED: ScatterBound.CACHE}
+# sector request, reused through the L2. torch.compile's inductor generates Triton kernels too:
+# its K-once gather ("lastdim": r elements of every row, each in a sector of its own) is the same
+# kind of load, while its gathers of contiguous runs (r rows of K_t, k rows of K and V: each
+# warp's element loads coalesce) are bound by the index arithmetic inductor emits per element,
+# like eager torch.gather and the CPU loops: instruction-bound.
+SCATTER_BOUND = {(Family.TRITON, ""): ScatterBound.CACHE, (Family.TRITON, "lastdim"): ScatterBound.CACHE,
+                 (Family.TRITON, "rows"): ScatterBound.CACHE, (Family.COMPILED, "lastdim"): ScatterBound.CACHE}
 
 
-def scatter_bound(family: str) -> ScatterBound:
+def scatter_bound(family: str, kind: str = "") -> ScatterBound:
+    """What limits the scattered loads of a phase of ``family`` whose gather is of ``kind``
+    ("lastdim": elements of position-major rows, "rows": whole rows, "": runs of K_t)."""
     try:
-        return SCATTER_BOUND.get(Family(family), ScatterBound.ISSUE)
+        return SCATTER_BOUND.get((Family(family), kind or ""), ScatterBound.ISSUE)
     except ValueError:
         return ScatterBound.ISSUE

@@ -100,3 +100,14 @@ def test_an_upward_import_breaks_the_contracts(tmp_path, module, line, offending
     assert result.returncode == 1, output
     assert "BROKEN" in output
     assert offending in output, output
+
+
+def test_architecture_doc_names_every_layer():
+    """docs/architecture.md draws the same layers as the contract."""
+    doc = (REPO / "docs" / "architecture.md").read_text()
+    contract = next(c for c in tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+                    if c["id"] == "layers")
+    for layer in contract["layers"]:
+        for name in layer.replace(":", "|").split("|"):
+            name = name.strip().strip("()")
+            assert f"`{name}`" in doc or f"`{name}.*`" in doc, name

@@ -111,3 +111,11 @@ def test_architecture_doc_names_every_layer():
         for name in layer.replace(":", "|").split("|"):
             name = name.strip().strip("()")
             assert f"`{name}`" in doc or f"`{name}.*`" in doc, name
+
+
+if __name__ == "__main__":   # the full import-linter report: python tests/test_layers.py
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        result = lint(installed_layout(Path(folder)))
+    print(result.stdout + result.stderr, end="")
+    sys.exit(result.returncode)

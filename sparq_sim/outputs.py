@@ -7,7 +7,8 @@
 * ``check_output_folder(path, flag)``: the same for an output folder (which may not exist yet;
   then its parent must take a new folder).
 * ``atomic_write(path, binary=False)``: one file written to a temporary file in its folder and
-  moved over `path` with ``os.replace`` only when the block succeeds.
+  moved over `path` with ``os.replace`` only when the block succeeds; ``write_text_atomic(path,
+  text)`` the same for one text (calibration files, profiles, validation tables).
 * ``OutputSet``: every output of one command. ``staged(path)`` gives a temporary path beside
   the final one to write to (with the same extension, so writers that pick the format from it
   work unchanged); ``commit()`` moves them all into place; ``discard()`` (or leaving the
@@ -87,7 +88,12 @@ def atomic_write(path, binary: bool = False):
 
 
 def write_text_atomic(path, text: str) -> None:
-    with atomic_write(path) as f:
+    """Write `text` to `path` all at once; UserError (not a traceback) if its folder is missing."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {parent} does not exist")
+    with atomic_write(p) as f:
         f.write(text)
 
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sparq_sim.workload import Workload
+from sparq_sim.workload import Workload, ideal_attention_elements
 
 STREAM = "stream"            # `count` contiguous runs of `size` bytes each
 GATHER = "gather"            # `count` pieces of `size` bytes at unrelated addresses (row gathers)
@@ -116,29 +116,6 @@ class Phase:
 
     def moved_bytes(self, granularity: int) -> float:
         return sum(a.moved_bytes(granularity) for a in self.accesses)
-
-
-def ideal_attention_elements(w: Workload, method: str) -> int:
-    """The element counts of docs/method.md for one decoding step of the whole batch over all layers.
-
-    Per batch element and layer, with Hq query heads and Hkv KV heads (GQA: KV terms once per
-    KV head, q and output once per query head, the value mean once per KV head):
-      dense: Hkv*2*S*d_h + Hq*2*d_h
-      sparq: Hkv*(S*r + 2*k*d_h) + Hq*2*d_h + Hkv*2*d_h
-    Without GQA (Hq = Hkv) these are 2*S*d_h + 2*d_h and S*r + 2*k*d_h + 4*d_h per head.
-    The last term is the value mean's read and write; without reallocation it is not needed.
-    """
-    m = w.model
-    s, d_h = w.seq, m.head_dim
-    if method == "dense":
-        per = m.kv_heads * 2 * s * d_h + m.heads * 2 * d_h
-    elif method == "sparq":
-        per = m.kv_heads * (s * w.r + 2 * w.k * d_h) + m.heads * 2 * d_h
-        if w.reallocate:
-            per += m.kv_heads * 2 * d_h
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    return per * w.batch * m.layers
 
 
 def ideal_attention_bytes(w: Workload, method: str) -> int:

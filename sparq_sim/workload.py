@@ -1,4 +1,7 @@
-"""One decoding-step workload: model shape, sequence, batch, SparQ settings and dtypes."""
+"""One decoding-step workload: model shape, sequence, batch, SparQ settings and dtypes, and the
+ideal element counts of dense and SparQ attention that follow from the shape alone
+(``ideal_attention_elements``; ``Workload.compression`` is their ratio). The traffic model
+(``sparq_sim.traffic``) builds on this module, never the reverse."""
 
 from __future__ import annotations
 
@@ -74,7 +77,6 @@ class Workload:
     @property
     def compression(self) -> float:
         """SparQ attention traffic over dense attention traffic, ideal count (docs/method.md)."""
-        from sparq_sim.traffic import ideal_attention_elements
         return ideal_attention_elements(self, "sparq") / ideal_attention_elements(self, "dense")
 
     def to_dict(self) -> dict:
@@ -82,3 +84,26 @@ class Workload:
         out["model"] = self.model.to_dict()
         out["compression"] = self.compression
         return out
+
+
+def ideal_attention_elements(w: Workload, method: str) -> int:
+    """The element counts of docs/method.md for one decoding step of the whole batch over all layers.
+
+    Per batch element and layer, with Hq query heads and Hkv KV heads (GQA: KV terms once per
+    KV head, q and output once per query head, the value mean once per KV head):
+      dense: Hkv*2*S*d_h + Hq*2*d_h
+      sparq: Hkv*(S*r + 2*k*d_h) + Hq*2*d_h + Hkv*2*d_h
+    Without GQA (Hq = Hkv) these are 2*S*d_h + 2*d_h and S*r + 2*k*d_h + 4*d_h per head.
+    The last term is the value mean's read and write; without reallocation it is not needed.
+    """
+    m = w.model
+    s, d_h = w.seq, m.head_dim
+    if method == "dense":
+        per = m.kv_heads * 2 * s * d_h + m.heads * 2 * d_h
+    elif method == "sparq":
+        per = m.kv_heads * (s * w.r + 2 * w.k * d_h) + m.heads * 2 * d_h
+        if w.reallocate:
+            per += m.kv_heads * 2 * d_h
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return per * w.batch * m.layers

@@ -21,7 +21,7 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     the CPU model), to `path`."""
     from sparq_sim.calibration import fit as fitting
     from sparq_sim.calibration import store
-    from sparq_sim.validation.io import atomic_write_text
+    from sparq_sim.outputs import write_text_atomic
 
     params, report = fitting.fit(rows, devices, threads_default=threads_default)
     if not isinstance(devices, dict):
@@ -42,5 +42,5 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     name = device.name if len(devices) == 1 else " + ".join(sorted(devices))
     text = store.dumps(name, "nvidia-gpu" if device.kind == "gpu" else family, device.kind, params, sources, meta,
                        device.bandwidth_Bps.value)
-    atomic_write_text(path, text)
+    write_text_atomic(path, text)
     return params, report

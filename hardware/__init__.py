@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
-from sparq_sim.schema import BASES, Basis, Figure, FigureField, Flag, Section, Strings, Table, Text, read  # noqa: F401
+from sparq_sim.schema import BASES, Basis, Figure  # noqa: F401  (re-exported: the figures of a Device)
+from sparq_sim.schema import FigureField, Flag, Section, Strings, Table, Text, read
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("gpu", "cpu")

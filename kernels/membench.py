@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import mmap
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from sparq_sim.kernels.timing import TimingResult, summarize, time_call
 from sparq_sim.machine import cpu_model, huge_page_bytes, huge_page_mapping
 
 LINE = 64
@@ -96,28 +96,22 @@ def _chase(idx, start, steps):
     return p
 
 
-def _timed(fn, *args, repeats: int = 7) -> list[float]:
-    fn(*args)  # warm-up (and compilation)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(*args)
-        out.append(time.perf_counter() - t0)
-    return out
+def _timed(fn, *args, repeats: int = 7) -> TimingResult:
+    """One warm-up (and compilation), then `repeats` timed calls (the kernels' harness)."""
+    return time_call(fn, lambda: args, warmup=1, repeats=repeats)
 
 
-def _summary(nbytes: float, times: list[float]) -> dict:
-    rates = sorted(nbytes / t for t in times)
-    return {"bytes": nbytes, "median_Bps": statistics.median(rates), "min_Bps": rates[0],
-            "max_Bps": rates[-1], "repeats": len(times)}
+def _summary(nbytes: float, res: TimingResult) -> dict:
+    return {"bytes": nbytes, "median_Bps": nbytes / res.median_s, "min_Bps": nbytes / res.max_s,
+            "max_Bps": nbytes / res.min_s, "repeats": res.n}
 
 
 def measure_stream(a: np.ndarray, repeats: int = 7) -> dict:
     """Stream read bandwidth over `a` (one warm-up, then `repeats`): median, min and max rate,
-    and the timings. The one stream measurement: kernels.timing.measure_stream_bandwidth and the
-    calibration's read bandwidth call it."""
-    times = _timed(stream_sum, a, stream_chunks(), repeats=repeats)
-    return {**_summary(a.nbytes, times), "times_s": times}
+    and the timing. The one stream measurement: kernels.timing.measure_stream_bandwidth caches
+    its figure, which the local calibration uses."""
+    res = _timed(stream_sum, a, stream_chunks(), repeats=repeats)
+    return {**_summary(a.nbytes, res), "timing": res}
 
 
 def measure_gather(a: np.ndarray, row_bytes: int, total_bytes: int = 1 << 28, repeats: int = 7,
@@ -139,11 +133,10 @@ def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, see
     perm = np.random.default_rng(seed).permutation(n_lines).astype(np.int64) * stride
     idx[perm] = np.roll(perm, -1)
     del perm
-    times = _timed(_chase, idx, 0, steps, repeats=repeats)
+    res = _timed(_chase, idx, 0, steps, repeats=repeats)
     a[:] = 1.0
-    lat = sorted(t / steps for t in times)
-    return {"median_s": statistics.median(lat), "min_s": lat[0], "max_s": lat[-1], "steps": steps,
-            "repeats": repeats}
+    return {"median_s": res.median_s / steps, "min_s": res.min_s / steps, "max_s": res.max_s / steps,
+            "steps": steps, "repeats": repeats}
 
 
 def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,
@@ -176,11 +169,11 @@ def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZE
             t0 = time.perf_counter()
             fn(*args)
             times[key].append(time.perf_counter() - t0)
-    result["stream"] = _summary(a.nbytes, times["stream"])
+    result["stream"] = _summary(a.nbytes, summarize(times["stream"]))
     say(f"stream {result['stream']['median_Bps'] / 1e9:.2f} GB/s")
     result["gather"] = []
     for key, _, _, nbytes in jobs[1:]:
-        g = _summary(nbytes, times[key])
+        g = _summary(nbytes, summarize(times[key]))
         g["row_bytes"] = key
         result["gather"].append(g)
         say(f"gather {key:5d} B rows {g['median_Bps'] / 1e9:.2f} GB/s "

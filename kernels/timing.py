@@ -149,8 +149,7 @@ def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = N
 
     nbytes = buffer_bytes or max(1 << 30, 32 * llc_bytes())
     a = np.ones(nbytes // 4, np.float32)
-    times = measure_stream(a, repeats)["times_s"]
-    res = summarize(times)
+    res = measure_stream(a, repeats)["timing"]
     bps = a.nbytes / res.median_s
     info = {"version": STREAM_VERSION, "Bps": bps, "best_Bps": a.nbytes / res.min_s,
             "p10_Bps": a.nbytes / res.p90_s, "p90_Bps": a.nbytes / res.p10_s, "buffer_bytes": int(a.nbytes),

@@ -301,22 +301,20 @@ def load_device(name_or_path: str | Path) -> Device:
     if text.endswith(".toml") or "/" in text or Path(text).is_file():
         return load_file(text)
     key = text.lower()
-    # --- "local": this machine's profile, written by `sparq-sim measure` ---
-    if key == "local":
+    if key == "local":   # this machine's profile, written by `sparq-sim measure`
         local = local_profile_path()
         if not local.is_file():
             raise UserError(f"no local hardware profile at {local}: run `sparq-sim measure` first")
         return load_file(local)
-    # --- end of the local hook ---
     exact = HERE / f"{key}.toml"
     if exact.is_file():
         return load_file(exact)
     for path in library_files():
         try:
-            aliases = tomlfile.read(path, "hardware file").get("aliases", [])
+            data = tomlfile.read(path, "hardware file")
         except UserError:
             continue
-        if key in [str(a).lower() for a in aliases]:
-            return load_file(path)
+        if key in [str(a).lower() for a in data.get("aliases", [])]:
+            return parse_device(data, str(path))     # read once, not again by load_file
     names = ", ".join(p.stem for p in library_files())
     raise UserError(f"unknown hardware {name_or_path!r}: choose from {names}, or give a path to a .toml file")

@@ -256,11 +256,11 @@ def read(spec: Field, data, what: str):
 
 # --------------------------------------------------------------------------- writing
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BARE_KEY = r"[A-Za-z0-9_-]+"    # compiled on first write (re caches it), not on every hardware load
 
 
 def _key(k: str) -> str:
-    return k if _BARE_KEY.fullmatch(k) else _string(k)
+    return k if re.fullmatch(_BARE_KEY, k) else _string(k)
 
 
 def _string(s: str) -> str:

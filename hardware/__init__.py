@@ -7,94 +7,184 @@ costs), never from another device's measurements.
 Every number is an inline table ``{ value = ..., basis = "...", source = "..." }`` where basis
 says how it is known: datasheet, measured, derived (computed from other documented figures),
 fitted (from measurements, by sparq-sim's calibration) or assumed (a typical figure, to be
-replaced by a measurement). Sections the core does not read (``[dram]`` for the simulator,
-``[calibration]``) are kept in ``Device.raw`` for the modules that own them.
+replaced by a measurement). ``SECTIONS`` is the file's schema (sparq_sim.schema): every field
+with its unit and plausible range; a key it does not know is an error. ``Device`` holds every
+section typed: the figures the cost model reads as fields, ``memory``, ``cache``, ``compute``,
+``overheads`` and ``host`` as views of them, ``dram`` (the DRAM simulator's parameters),
+``link`` (tensor parallelism, optional) and ``calibration`` (measured or fitted extras).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
+from sparq_sim.schema import BASES, Basis, Figure  # noqa: F401  (re-exported: the figures of a Device)
+from sparq_sim.schema import FigureField, Flag, Section, Strings, Table, Text, read
 
 HERE = Path(__file__).resolve().parent
-BASES = ("datasheet", "measured", "derived", "fitted", "assumed")
 KINDS = ("gpu", "cpu")
 DTYPES = ("float32", "float16", "bfloat16", "float8", "int8")
 # Where a device has no unit for a dtype, arithmetic falls back to the wider format
 # (weights are dequantised on the fly).
 PEAK_FALLBACK = {"float8": "float16", "int8": "float16", "bfloat16": "float32", "float16": "float32"}
-
-# field -> (path in the file, lower bound, upper bound): plausible bounds for any device, so a slip
-# of a few orders of magnitude (or inf, nan) is caught. The lower bound is exclusive, the upper
-# inclusive; launch_s may be 0.
-REQUIRED_FIGURES = {
-    "bandwidth_Bps": (("memory", "bandwidth_Bps"), 1e8, 1e15),               # 0.1 GB/s .. 1 PB/s
-    "achievable_fraction": (("memory", "achievable_fraction"), 0.01, 1),
-    "capacity_bytes": (("memory", "capacity_bytes"), 1e6, 1e15),             # 1 MB .. 1 PB
-    "channels": (("memory", "channels"), 0, 65536),
-    "granularity_bytes": (("memory", "access_granularity_bytes"), 0, 4096),
-    "llc_bytes": (("cache", "llc_bytes"), 0, 1e11),
-    "compute_units": (("compute", "units"), 0, 1e6),
-    "launch_s": (("overheads", "launch_s"), -1e-300, 0.1),
-    # physics the structural cost model derives device behaviour from (sparq_sim.calibration.model)
-    "clock_hz": (("compute", "clock_hz"), 1e8, 1e10),
-    "llc_bandwidth_Bps": (("cache", "bandwidth_Bps"), 1e9, 1e15),
-    "dram_latency_s": (("dram", "idle_latency_s"), 1e-9, 1e-5),
-    "host_op_s": (("host", "op_dispatch_s"), 1e-8, 1e-3),
-}
-# only GPUs replay CUDA graphs
-GPU_FIGURES = {
-    "graph_kernel_s": (("overheads", "graph_kernel_s"), 1e-8, 1e-4),
-}
-PEAK_FLOPS_BOUNDS = (1e6, 1e18)   # flop/s: a microcontroller .. far beyond any accelerator
-# Keys each section may hold (a misspelt key is an error, not a silently ignored figure).
-# [dram] belongs to the simulator (sparq_sim.simulator.config checks it) and [calibration] holds
-# any measured or fitted figures; both are kept in Device.raw.
-SECTIONS = {
-    "": {"name", "description", "kind", "aliases", "memory", "cache", "compute", "overheads", "dram",
-         "calibration", "host", "link"},
-    "memory": {"technology", "bandwidth_Bps", "achievable_fraction", "capacity_bytes", "channels",
-               "access_granularity_bytes"},
-    "cache": {"llc_bytes", "bandwidth_Bps"},
-    "compute": {"units", "clock_hz", "peak_flops"},
-    "overheads": {"launch_s", "graph_kernel_s"},
-    "host": {"op_dispatch_s"},
-    "link": {"technology", "bandwidth_Bps", "latency_s"},
-}
+LOCAL_NAME = "local"
 
 
-def _check_keys(data: dict, path: str) -> None:
-    """UserError naming the first key that no section of the schema knows."""
-    for section, known in SECTIONS.items():
-        table = data if not section else data.get(section, {})
-        if not isinstance(table, dict):
-            raise UserError(f"hardware file {path}: field {section} must be a table")
-        unknown = sorted(set(table) - known)
-        if unknown:
-            where = f"section [{section}]" if section else "the top level"
-            raise UserError(f"hardware file {path}: unknown field {unknown[0]!r} in {where} "
-                            f"(known: {', '.join(sorted(known))})")
+def local_profile_path() -> Path:
+    """Where `sparq-sim measure` writes this machine's hardware file (``--hw local`` reads it)."""
+    from sparq_sim.machine import cache_dir   # not on every load: it imports platform
+    return cache_dir() / f"{LOCAL_NAME}.toml"
 
 
-@dataclass(frozen=True)
-class Figure:
-    """A number with where it comes from."""
+# --------------------------------------------------------------------------- sections, typed
+# (NamedTuples: cheap to define on the prediction path, immutable, typed)
 
-    value: float
-    basis: str
-    source: str
+class Memory(NamedTuple):
+    technology: str
+    bandwidth_Bps: Figure
+    achievable_fraction: Figure
+    capacity_bytes: Figure
+    channels: Figure
+    access_granularity_bytes: Figure
+
+
+class Cache(NamedTuple):
+    llc_bytes: Figure
+    bandwidth_Bps: Figure
+
+
+class Compute(NamedTuple):
+    units: Figure
+    clock_hz: Figure
+    peak_flops: dict          # dtype -> Figure
+
+
+class Overheads(NamedTuple):
+    launch_s: Figure
+    graph_kernel_s: Figure | None = None    # GPUs only: one kernel of a replayed CUDA graph
+
+
+class Host(NamedTuple):
+    op_dispatch_s: Figure
+
+
+class Dram(NamedTuple):
+    """The DRAM simulator's parameters (sparq_sim.simulator.config reads them; docs/simulator.md).
+    Only the idle latency is required here: the cost model needs it, the simulator the rest."""
+
+    standard: str | None = None             # default: memory.technology
+    channels: Figure | None = None          # independently scheduled channels
+    interleave_bytes: Figure | None = None
+    idle_latency_s: Figure | None = None    # required by the schema
+    outstanding_per_unit: Figure | None = None
+    demand_per_unit: Figure | None = None
+    prefetch_after_lines: Figure | None = None
+    pieces_per_unit: Figure | None = None
+    piece_line_cost: Figure | None = None
+    channel_bandwidth_Bps: Figure | None = None
+    channel_hash: bool | None = None
+    banks: Figure | None = None
+    row_bytes: Figure | None = None
+
+    def items(self) -> list[tuple[str, object]]:
+        """(name, value) of the fields the file gives, in schema order."""
+        return [(name, value) for name, value in zip(self._fields, self) if value is not None]
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "basis": self.basis, "source": self.source}
+        return {k: v.to_dict() if isinstance(v, Figure) else v for k, v in self.items()}
+
+
+class Link(NamedTuple):
+    """Device-to-device link for tensor parallelism (sparq_sim.parallel)."""
+
+    technology: str
+    bandwidth_Bps: Figure       # one direction
+    latency_s: Figure           # fixed cost per ring step
+
+    def to_dict(self) -> dict:
+        return {"technology": self.technology, "bandwidth_Bps": self.bandwidth_Bps.to_dict(),
+                "latency_s": self.latency_s.to_dict()}
+
+
+F = FigureField
+# The hardware file. Lower bounds are exclusive unless low_inclusive, upper bounds inclusive.
+DRAM_SECTION = Section({
+    "standard": Text(required=False),
+    "channels": F("channels", 0, 65536, whole=True, required=False),
+    "interleave_bytes": F("bytes", 0, 1 << 24, whole=True, required=False,
+                          doc="address interleave across channels"),
+    "idle_latency_s": F("s", 1e-9, 1e-5, doc="unloaded load-to-use latency of a DRAM access"),
+    "outstanding_per_unit": F("requests", 0, 1e6, required=False, doc="requests in flight per SM / core"),
+    "demand_per_unit": F("requests", 0, 1e6, required=False, doc="CPU: demand misses in flight per core"),
+    "prefetch_after_lines": F("lines", 0, 1e9, required=False,
+                              doc="CPU: lines of a piece before the prefetcher covers the rest"),
+    "pieces_per_unit": F("pieces", 0, 1e6, required=False, doc="CPU: one-line pieces in flight per core"),
+    "piece_line_cost": F("1", 0, 1e3, low_inclusive=True, required=False,
+                         doc="CPU: window share of each further line of a piece"),
+    "channel_bandwidth_Bps": F("B/s", 1e6, 1e14, required=False, doc="per-channel rate"),
+    "channel_hash": Flag(required=False),
+    "banks": F("banks", 0, 1024, whole=True, required=False),
+    "row_bytes": F("bytes", 0, 1 << 20, whole=True, required=False),
+}, into=Dram)
+SECTIONS = Section({
+    "name": Text(),
+    "description": Text(required=False),
+    "kind": Text(choices=KINDS),
+    "aliases": Strings(required=False),
+    "memory": Section({
+        "technology": Text(empty=True),
+        "bandwidth_Bps": F("B/s", 1e8, 1e15),                       # 0.1 GB/s .. 1 PB/s
+        "achievable_fraction": F("1", 0.01, 1),
+        "capacity_bytes": F("bytes", 1e6, 1e15),                    # 1 MB .. 1 PB
+        "channels": F("channels", 0, 65536, whole=True),
+        "access_granularity_bytes": F("bytes", 0, 4096, power_of_two=True),
+    }, into=Memory),
+    "cache": Section({
+        "llc_bytes": F("bytes", 0, 1e11),
+        "bandwidth_Bps": F("B/s", 1e9, 1e15),
+    }, into=Cache),
+    "compute": Section({
+        "units": F("SMs or cores", 0, 1e6, whole=True),
+        "clock_hz": F("Hz", 1e8, 1e10),
+        # flop/s: a microcontroller .. far beyond any accelerator
+        "peak_flops": Table(F("flop/s", 1e6, 1e18), keys=DTYPES, what="dtype", needs=("float32",)),
+    }, into=Compute),
+    "overheads": Section({
+        "launch_s": F("s", 0, 0.1, low_inclusive=True),
+        "graph_kernel_s": F("s", 1e-8, 1e-4, required=False),
+    }, into=Overheads),
+    "host": Section({"op_dispatch_s": F("s", 1e-8, 1e-3)}, into=Host),
+    "dram": DRAM_SECTION,
+    "link": Section({
+        "technology": Text(),
+        "bandwidth_Bps": F("B/s", 0),
+        "latency_s": F("s", 0, low_inclusive=True),
+    }, into=Link, required=False),
+    "calibration": Table(F(""), required=False),      # measured or fitted extras, any name
+})
+del F
+# Device field -> where the file has it: the figures reports list, in order.
+FIGURES = {
+    "bandwidth_Bps": "memory.bandwidth_Bps", "achievable_fraction": "memory.achievable_fraction",
+    "capacity_bytes": "memory.capacity_bytes", "channels": "memory.channels",
+    "granularity_bytes": "memory.access_granularity_bytes", "llc_bytes": "cache.llc_bytes",
+    "compute_units": "compute.units", "launch_s": "overheads.launch_s", "clock_hz": "compute.clock_hz",
+    "llc_bandwidth_Bps": "cache.bandwidth_Bps", "dram_latency_s": "dram.idle_latency_s",
+    "host_op_s": "host.op_dispatch_s", "graph_kernel_s": "overheads.graph_kernel_s",
+}
 
 
 @dataclass(frozen=True)
 class Device:
-    """A device's memory system, compute rates and fixed costs, as the models need them."""
+    """A device's memory system, compute rates and fixed costs, as the models need them.
+
+    The figures the cost model reads are fields (so a test or a calibration can replace one);
+    ``memory``, ``cache``, ``compute``, ``overheads`` and ``host`` give the same figures by section.
+    """
 
     name: str
     description: str
@@ -116,7 +206,30 @@ class Device:
     graph_kernel_s: Figure | None = None
     peak_flops: dict = field(default_factory=dict)
     path: str = ""
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    dram: Dram | None = None
+    link: Link | None = None
+    calibration: dict = field(default_factory=dict)     # name -> Figure
+
+    @property
+    def memory(self) -> Memory:
+        return Memory(self.technology, self.bandwidth_Bps, self.achievable_fraction, self.capacity_bytes,
+                      self.channels, self.granularity_bytes)
+
+    @property
+    def cache(self) -> Cache:
+        return Cache(self.llc_bytes, self.llc_bandwidth_Bps)
+
+    @property
+    def compute(self) -> Compute:
+        return Compute(self.compute_units, self.clock_hz, self.peak_flops)
+
+    @property
+    def overheads(self) -> Overheads:
+        return Overheads(self.launch_s, self.graph_kernel_s)
+
+    @property
+    def host(self) -> Host:
+        return Host(self.host_op_s)
 
     @property
     def granularity(self) -> int:
@@ -138,8 +251,7 @@ class Device:
 
     def figures(self) -> dict:
         """Every number with its source, keyed by its name in reports."""
-        out = {name: getattr(self, name) for name in REQUIRED_FIGURES}
-        out.update({name: getattr(self, name) for name in GPU_FIGURES if getattr(self, name) is not None})
+        out = {name: getattr(self, name) for name in FIGURES if getattr(self, name) is not None}
         out.update({f"peak_flops.{k}": v for k, v in self.peak_flops.items()})
         return out
 
@@ -149,91 +261,23 @@ class Device:
                 **{k: v.to_dict() for k, v in self.figures().items()}}
 
 
-def _figure(table: dict, where: str, path: str, low, high) -> Figure:
-    def bad(problem):
-        return UserError(f"hardware file {path}: field {where}: {problem}")
-
-    if not isinstance(table, dict):
-        raise bad("expected a table { value = ..., basis = ..., source = ... }")
-    value = table.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad(f"value must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise bad(f"value must be a finite number, got {value!r}")
-    if low is not None and not value > low:
-        raise bad(f"value must be greater than {low}, got {value!r}")
-    if high is not None and value > high:
-        raise bad(f"value must be at most {high}, got {value!r}")
-    basis = table.get("basis")
-    if basis not in BASES:
-        raise bad(f"basis must be one of {', '.join(BASES)}, got {basis!r}")
-    source = table.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise bad("source is missing: every number needs a source")
-    extra = set(table) - {"value", "basis", "source"}
-    if extra:
-        raise bad(f"unknown keys {', '.join(sorted(extra))}")
-    return Figure(float(value), basis, source)
-
-
-def _lookup(data: dict, keys: tuple[str, ...], path: str):
-    node = data
-    for depth, key in enumerate(keys):
-        if not isinstance(node, dict) or key not in node:
-            raise UserError(f"hardware file {path}: field {'.'.join(keys[:depth + 1])} is missing")
-        node = node[key]
-    return node
-
-
 def parse_device(data: dict, path: str) -> Device:
     """Validate a parsed hardware file and build the Device; errors name the bad field."""
-    def text(key: str) -> str:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise UserError(f"hardware file {path}: field {key} must be a non-empty string")
-        return value.strip()
-
-    _check_keys(data, path)
-    name, kind = text("name"), text("kind")
-    if kind not in KINDS:
-        raise UserError(f"hardware file {path}: field kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    aliases = data.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise UserError(f"hardware file {path}: field aliases must be a list of strings")
-    technology = _lookup(data, ("memory", "technology"), path)
-    if not isinstance(technology, str):
-        raise UserError(f"hardware file {path}: field memory.technology must be a string")
-    figures = {attr: _figure(_lookup(data, keys, path), ".".join(keys), path, low, high)
-               for attr, (keys, low, high) in REQUIRED_FIGURES.items()}
-    if kind == "gpu":
-        figures.update({attr: _figure(_lookup(data, keys, path), ".".join(keys), path, low, high)
-                        for attr, (keys, low, high) in GPU_FIGURES.items()})
-    peaks_table = _lookup(data, ("compute", "peak_flops"), path)
-    if not isinstance(peaks_table, dict):
-        raise UserError(f"hardware file {path}: field compute.peak_flops must be a table")
-    peaks = {}
-    for dtype, table in peaks_table.items():
-        if dtype not in DTYPES:
-            raise UserError(f"hardware file {path}: field compute.peak_flops.{dtype}: unknown dtype "
-                            f"(choose from {', '.join(DTYPES)})")
-        peaks[dtype] = _figure(table, f"compute.peak_flops.{dtype}", path, *PEAK_FLOPS_BOUNDS)
-    if "float32" not in peaks:
-        raise UserError(f"hardware file {path}: field compute.peak_flops.float32 is missing")
-    for attr in ("channels", "compute_units"):
-        if figures[attr].value != int(figures[attr].value):
-            raise UserError(f"hardware file {path}: field {'.'.join(REQUIRED_FIGURES[attr][0])} must be "
-                            f"a whole number, got {figures[attr].value!r}")
-    calibration = data.get("calibration", {})
-    if not isinstance(calibration, dict):
-        raise UserError(f"hardware file {path}: field calibration must be a table")
-    for key, table in calibration.items():
-        _figure(table, f"calibration.{key}", path, None, None)
-    granularity = figures["granularity_bytes"].value
-    if granularity != int(granularity) or int(granularity) & (int(granularity) - 1):
-        raise UserError(f"hardware file {path}: field memory.access_granularity_bytes must be a power of two")
-    return Device(name=name, description=str(data.get("description", name)), kind=kind,
-                  aliases=tuple(a.lower() for a in aliases), technology=technology,
-                  peak_flops=peaks, path=path, raw=data, **figures)
+    d = read(SECTIONS, data, f"hardware file {path}")
+    memory, cache, compute, overheads = d["memory"], d["cache"], d["compute"], d["overheads"]
+    if d["kind"] == "gpu" and overheads.graph_kernel_s is None:
+        raise UserError(f"hardware file {path}: field overheads.graph_kernel_s is missing")
+    return Device(name=d["name"], description=d["description"] or d["name"], kind=d["kind"],
+                  aliases=tuple(a.lower() for a in d["aliases"] or ()), technology=memory.technology,
+                  bandwidth_Bps=memory.bandwidth_Bps, achievable_fraction=memory.achievable_fraction,
+                  capacity_bytes=memory.capacity_bytes, channels=memory.channels,
+                  granularity_bytes=memory.access_granularity_bytes, llc_bytes=cache.llc_bytes,
+                  compute_units=compute.units, launch_s=overheads.launch_s, clock_hz=compute.clock_hz,
+                  llc_bandwidth_Bps=cache.bandwidth_Bps, dram_latency_s=d["dram"].idle_latency_s,
+                  host_op_s=d["host"].op_dispatch_s,
+                  graph_kernel_s=overheads.graph_kernel_s if d["kind"] == "gpu" else None,
+                  peak_flops=compute.peak_flops, path=path, dram=d["dram"], link=d["link"],
+                  calibration=d["calibration"] or {})
 
 
 def load_file(path: str | Path) -> Device:
@@ -257,23 +301,20 @@ def load_device(name_or_path: str | Path) -> Device:
     if text.endswith(".toml") or "/" in text or Path(text).is_file():
         return load_file(text)
     key = text.lower()
-    # --- "local": this machine's profile, written by `sparq-sim measure` ---
-    if key == "local":
-        from sparq_sim.simulator.local import local_profile_path
+    if key == "local":   # this machine's profile, written by `sparq-sim measure`
         local = local_profile_path()
         if not local.is_file():
             raise UserError(f"no local hardware profile at {local}: run `sparq-sim measure` first")
         return load_file(local)
-    # --- end of the local hook ---
     exact = HERE / f"{key}.toml"
     if exact.is_file():
         return load_file(exact)
     for path in library_files():
         try:
-            aliases = tomlfile.read(path, "hardware file").get("aliases", [])
+            data = tomlfile.read(path, "hardware file")
         except UserError:
             continue
-        if key in [str(a).lower() for a in aliases]:
-            return load_file(path)
+        if key in [str(a).lower() for a in data.get("aliases", [])]:
+            return parse_device(data, str(path))     # read once, not again by load_file
     names = ", ".join(p.stem for p in library_files())
     raise UserError(f"unknown hardware {name_or_path!r}: choose from {names}, or give a path to a .toml file")

@@ -13,9 +13,8 @@ the median is reported with the spread (min..max).
 
 ``python -m sparq_sim.kernels.membench`` measures, builds the local hardware profile (fitting
 its in-flight limits, see sparq_sim/simulator/local.py), and prints measured against simulated
-bandwidth per row size. ``--write-md`` also writes kernels/MEMBENCH.md.
-(kernels/timing.py, the shared timing harness, was not there when this was written; the few
-timing helpers needed are here.)
+bandwidth per row size. ``--write-md`` also writes kernels/MEMBENCH.md. ``measure_stream`` is the
+project's one stream-read measurement (kernels/timing.py caches its figure).
 """
 
 from __future__ import annotations
@@ -23,13 +22,13 @@ from __future__ import annotations
 import argparse
 import mmap
 import os
-import statistics
 import sys
 import time
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from sparq_sim.kernels.timing import TimingResult, summarize, time_call
 from sparq_sim.machine import cpu_model, huge_page_bytes, huge_page_mapping
 
 LINE = 64
@@ -52,18 +51,22 @@ def huge_pages_kb() -> int:
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _stream_sum(a):
-    n_threads = 64
-    chunk = (a.size + n_threads - 1) // n_threads
-    partial = np.zeros(n_threads)
-    for t in prange(n_threads):
-        s = 0.0
-        lo = t * chunk
-        hi = min(a.size, lo + chunk)
-        for i in range(lo, hi):
-            s += a[i]
-        partial[t] = s
-    return partial.sum()
+def stream_sum(a, n_chunks):
+    """Sum of a 1-D array read front to back, `n_chunks` contiguous chunks over the threads: the
+    stream read every bandwidth figure of sparq-sim measures."""
+    chunk = a.shape[0] // n_chunks
+    part = np.zeros(n_chunks, a.dtype)
+    for c in prange(n_chunks):
+        x = a[c * chunk:(c + 1) * chunk]   # a slice indexed from 0 vectorises (no wraparound test)
+        s = a[0] - a[0]                    # zero of the array's dtype
+        for i in range(x.shape[0]):
+            s += x[i]
+        part[c] = s
+    return part.sum()
+
+
+def stream_chunks() -> int:
+    return 64 * get_num_threads()
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -93,24 +96,22 @@ def _chase(idx, start, steps):
     return p
 
 
-def _timed(fn, *args, repeats: int = 7) -> list[float]:
-    fn(*args)  # warm-up (and compilation)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(*args)
-        out.append(time.perf_counter() - t0)
-    return out
+def _timed(fn, *args, repeats: int = 7) -> TimingResult:
+    """One warm-up (and compilation), then `repeats` timed calls (the kernels' harness)."""
+    return time_call(fn, lambda: args, warmup=1, repeats=repeats)
 
 
-def _summary(nbytes: float, times: list[float]) -> dict:
-    rates = sorted(nbytes / t for t in times)
-    return {"bytes": nbytes, "median_Bps": statistics.median(rates), "min_Bps": rates[0],
-            "max_Bps": rates[-1], "repeats": len(times)}
+def _summary(nbytes: float, res: TimingResult) -> dict:
+    return {"bytes": nbytes, "median_Bps": nbytes / res.median_s, "min_Bps": nbytes / res.max_s,
+            "max_Bps": nbytes / res.min_s, "repeats": res.n}
 
 
 def measure_stream(a: np.ndarray, repeats: int = 7) -> dict:
-    return _summary(a.nbytes, _timed(_stream_sum, a, repeats=repeats))
+    """Stream read bandwidth over `a` (one warm-up, then `repeats`): median, min and max rate,
+    and the timing. The one stream measurement: kernels.timing.measure_stream_bandwidth caches
+    its figure, which the local calibration uses."""
+    res = _timed(stream_sum, a, stream_chunks(), repeats=repeats)
+    return {**_summary(a.nbytes, res), "timing": res}
 
 
 def measure_gather(a: np.ndarray, row_bytes: int, total_bytes: int = 1 << 28, repeats: int = 7,
@@ -132,11 +133,10 @@ def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, see
     perm = np.random.default_rng(seed).permutation(n_lines).astype(np.int64) * stride
     idx[perm] = np.roll(perm, -1)
     del perm
-    times = _timed(_chase, idx, 0, steps, repeats=repeats)
+    res = _timed(_chase, idx, 0, steps, repeats=repeats)
     a[:] = 1.0
-    lat = sorted(t / steps for t in times)
-    return {"median_s": statistics.median(lat), "min_s": lat[0], "max_s": lat[-1], "steps": steps,
-            "repeats": repeats}
+    return {"median_s": res.median_s / steps, "min_s": res.min_s / steps, "max_s": res.max_s / steps,
+            "steps": steps, "repeats": repeats}
 
 
 def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,
@@ -155,7 +155,7 @@ def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZE
         f"{result['threads']} threads, {result['cpu']}")
     result["latency"] = measure_latency(a)
     say(f"idle latency {result['latency']['median_s'] * 1e9:.1f} ns")
-    jobs = [("stream", _stream_sum, (a,), a.nbytes)]
+    jobs = [("stream", stream_sum, (a, stream_chunks()), a.nbytes)]
     for size in sizes:
         row_elems = size // 8
         n_rows = 1 << int(np.log2(a.size // row_elems))
@@ -169,11 +169,11 @@ def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZE
             t0 = time.perf_counter()
             fn(*args)
             times[key].append(time.perf_counter() - t0)
-    result["stream"] = _summary(a.nbytes, times["stream"])
+    result["stream"] = _summary(a.nbytes, summarize(times["stream"]))
     say(f"stream {result['stream']['median_Bps'] / 1e9:.2f} GB/s")
     result["gather"] = []
     for key, _, _, nbytes in jobs[1:]:
-        g = _summary(nbytes, times[key])
+        g = _summary(nbytes, summarize(times[key]))
         g["row_bytes"] = key
         result["gather"].append(g)
         say(f"gather {key:5d} B rows {g['median_Bps'] / 1e9:.2f} GB/s "

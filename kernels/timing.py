@@ -5,7 +5,8 @@ streaming-read bandwidth (cached per CPU model with its date).
 API (reused by the validation suite):
     time_call(fn, make_inputs, warmup=3, repeats=21, *, copies=1, sync=None) -> TimingResult
     copies_for(bytes_touched_per_call, bytes_per_copy, llc_bytes=None, ...) -> int
-    measure_stream_bandwidth(refresh=False) -> (Bps, info)
+    measure_stream_bandwidth(refresh=False) -> (Bps, info)   (kernels.membench.measure_stream, cached)
+    read_bandwidth() -> (Bps, how)                            (re-measured, for the local calibration)
     steady_allocator() -> str;  llc_bytes() -> int;  cpu_model() -> str;  environment() -> dict
 """
 
@@ -120,24 +121,6 @@ def _threads() -> int:
 STREAM_VERSION = 3  # bump when the measuring kernel changes: older cached figures are re-measured
 
 
-def _stream_kernel():
-    import numpy as np
-    from numba import njit, prange
-
-    @njit(parallel=True, fastmath=True, cache=True)
-    def stream_sum(a, n_chunks):
-        chunk = a.shape[0] // n_chunks
-        part = np.zeros(n_chunks, np.float32)
-        for c in prange(n_chunks):
-            x = a[c * chunk:(c + 1) * chunk]   # a slice indexed from 0 vectorises (no wraparound test)
-            s = np.float32(0.0)
-            for i in range(x.shape[0]):
-                s += x[i]
-            part[c] = s
-        return part.sum()
-    return stream_sum
-
-
 def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = None,
                              repeats: int = 15) -> tuple[float, dict]:
     """Streaming-read bandwidth of this machine in bytes/s, and how it was measured.
@@ -162,17 +145,11 @@ def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = N
                 return float(info["Bps"]), info
         except (OSError, ValueError):
             pass
+    from sparq_sim.kernels.membench import measure_stream
+
     nbytes = buffer_bytes or max(1 << 30, 32 * llc_bytes())
     a = np.ones(nbytes // 4, np.float32)
-    kernel = _stream_kernel()
-    chunks = 64 * threads
-    kernel(a, chunks)  # compile / warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        kernel(a, chunks)
-        times.append(time.perf_counter() - t0)
-    res = summarize(times)
+    res = measure_stream(a, repeats)["timing"]
     bps = a.nbytes / res.median_s
     info = {"version": STREAM_VERSION, "Bps": bps, "best_Bps": a.nbytes / res.min_s,
             "p10_Bps": a.nbytes / res.p90_s, "p90_Bps": a.nbytes / res.p10_s, "buffer_bytes": int(a.nbytes),
@@ -188,6 +165,14 @@ def measure_stream_bandwidth(refresh: bool = False, buffer_bytes: int | None = N
     info["cached"] = False
     info["path"] = str(path)
     return bps, info
+
+
+def read_bandwidth() -> tuple[float, str]:
+    """This run's stream read bandwidth (re-measured: a VM drifts) and a line saying how it was
+    measured, as the local calibration stores it."""
+    bw, info = measure_stream_bandwidth(refresh=True)
+    return float(bw), (f"measured: sparq_sim.kernels.timing.measure_stream_bandwidth, {info.get('method', '')}, "
+                       f"{info.get('statistic', '')}, {info.get('threads', '?')} threads, {info.get('date', '')}")
 
 
 _ALLOCATOR = "glibc defaults (not changed)"

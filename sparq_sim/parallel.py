@@ -16,40 +16,19 @@ from the hardware file's optional ``[link]`` section.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sparq_sim.errors import UserError
+from sparq_sim.hardware import Link  # noqa: F401  (the link section, typed: sparq_sim.hardware)
 from sparq_sim.models import ModelConfig
 
 ACTIVATION_BYTES = 2       # fp16/bf16 activations in the all-reduce
 ALLREDUCES_PER_LAYER = 2   # after attention and after the MLP
 
 
-@dataclass(frozen=True)
-class Link:
-    technology: str
-    bandwidth_Bps: object      # hardware Figure
-    latency_s: object          # hardware Figure
-
-    def to_dict(self) -> dict:
-        return {"technology": self.technology, "bandwidth_Bps": self.bandwidth_Bps.to_dict(),
-                "latency_s": self.latency_s.to_dict()}
-
-
 def device_link(device) -> Link | None:
-    """The device's [link] section (optional in hardware files), validated; None without one."""
-    from sparq_sim.hardware import _figure
-    table = device.raw.get("link")
-    if table is None:
-        return None
-    where = device.path or device.name
-    if not isinstance(table, dict):
-        raise UserError(f"hardware file {where}: field link must be a table")
-    technology = table.get("technology")
-    if not isinstance(technology, str) or not technology.strip():
-        raise UserError(f"hardware file {where}: field link.technology must be a non-empty string")
-    return Link(technology, _figure(table.get("bandwidth_Bps"), "link.bandwidth_Bps", where, 0, None),
-                _figure(table.get("latency_s"), "link.latency_s", where, -1e-300, None))
+    """The device's [link] section (optional in hardware files, checked when read); None without one."""
+    return device.link
 
 
 def check_tp(model: ModelConfig, tp: int, device=None) -> None:

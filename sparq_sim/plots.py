@@ -172,13 +172,9 @@ def _measured_bandwidths(device) -> dict:
     out = {}
     if device.bandwidth_Bps.basis in ("measured", "fitted"):
         out[f"{device.bandwidth_Bps.basis} peak"] = device.bandwidth_Bps.value
-    calibration = (device.raw or {}).get("calibration", {})
-    if isinstance(calibration, dict):
-        for key, entry in calibration.items():
-            if (isinstance(entry, dict) and "bandwidth" in key.lower()
-                    and entry.get("basis") in ("measured", "fitted")
-                    and isinstance(entry.get("value"), (int, float)) and entry["value"] > 0):
-                out[f"{key} ({entry['basis']})"] = float(entry["value"])
+    for key, figure in device.calibration.items():
+        if "bandwidth" in key.lower() and figure.basis in ("measured", "fitted") and figure.value > 0:
+            out[f"{key} ({figure.basis})"] = figure.value
     return out
 
 

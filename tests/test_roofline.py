@@ -38,8 +38,7 @@ def test_roofline_series_and_measured_ceiling(tmp_path):
     from sparq_sim.plots import roofline_chart
     d = load_device("a10g")
     d = replace(d, achievable_fraction=Figure(0.8, "measured", "local profile"),
-                raw={**d.raw, "calibration": {"stream_bandwidth_Bps": {"value": 5e11, "basis": "fitted",
-                                                                       "source": "test"}}})
+                calibration={"stream_bandwidth_Bps": Figure(5e11, "fitted", "test")})
     pts = [{"label": "dense attn 4k", "intensity": 1.0, "flops_per_s": 4e11, "method": "dense",
             "part": "attention", "case": "4k"}]
     series = roofline_chart(d, pts, tmp_path / "x.svg")

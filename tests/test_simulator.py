@@ -13,6 +13,7 @@ from sparq_sim.hardware import load_device, parse_device
 from sparq_sim.implementations.ideal import IMPLEMENTATION as IDEAL
 from sparq_sim.models import get_preset
 from sparq_sim.simulator import engine
+from sparq_sim import tomlfile
 from sparq_sim.simulator.config import dram_config, load_standards
 from sparq_sim.simulator.patterns import map_addresses
 from sparq_sim.simulator.timer import SimulatedTimer, simulate_access
@@ -148,18 +149,19 @@ def test_timer_phases_match_roofline_structure():
 
 def test_missing_dram_section_is_a_user_error():
     device = load_device("h100")
-    raw = {k: v for k, v in device.raw.items() if k != "dram"}
+    data = tomlfile.read(device.path, "hardware file")
+    raw = {k: v for k, v in data.items() if k != "dram"}
     # the cost model needs the DRAM latency too: a file without [dram] fails when loaded
     with pytest.raises(UserError, match="field dram is missing"):
         parse_device(raw, "x.toml")
     # a [dram] section with only the latency loads, and the simulator names what it lacks
-    raw["dram"] = {"idle_latency_s": device.raw["dram"]["idle_latency_s"]}
+    raw["dram"] = {"idle_latency_s": data["dram"]["idle_latency_s"]}
     with pytest.raises(UserError, match=r"dram"):
         dram_config(parse_device(raw, "x.toml"))
-    raw["dram"] = dict(device.raw["dram"], standard="DDR9")
+    raw["dram"] = dict(data["dram"], standard="DDR9")
     with pytest.raises(UserError, match="DDR9"):
         dram_config(parse_device(raw, "x.toml"))
-    raw["dram"] = dict(device.raw["dram"], channels={"value": 8, "basis": "guess", "source": "x"})
+    raw["dram"] = dict(data["dram"], channels={"value": 8, "basis": "guess", "source": "x"})
     with pytest.raises(UserError, match="dram.channels"):
         dram_config(parse_device(raw, "x.toml"))
 

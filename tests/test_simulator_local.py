@@ -46,8 +46,8 @@ def test_profile_round_trips_and_hw_local_works(monkeypatch, tmp_path, cli):
     cfg = dram_config(device)
     assert cfg.max_pieces == 25 and cfg.max_requests == 54 and cfg.max_demand == 37
     assert cfg.prefetch_after == 24 and cfg.piece_line_cost == pytest.approx(0.3)
-    assert device.raw["dram"]["pieces_per_unit"]["basis"] == "fitted"
-    assert device.raw["dram"]["idle_latency_s"]["basis"] == "measured"
+    assert device.dram.pieces_per_unit.basis == "fitted"
+    assert device.dram.idle_latency_s.basis == "measured"
     code, out, err = cli("predict", "--hw", "local", "--seq", "32k", "--timing", "sim")
     assert code == 0, err
     assert load_file(path).name == "local"

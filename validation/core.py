@@ -69,7 +69,8 @@ def _num(x):
 def device_for(hardware: str):
     if hardware == "local":
         from sparq_sim.calibration.local import local_device
-        return local_device()
+        from sparq_sim.kernels.timing import read_bandwidth
+        return local_device(measure=read_bandwidth)
     from sparq_sim.hardware import load_device
     return load_device(hardware)
 

@@ -226,9 +226,10 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     validation see the same machine conditions; they are returned, never fitted on.
     Returns (params, fit report, calibration rows, rows of `also`, notes)."""
     from sparq_sim.calibration import calibrate
-    from sparq_sim.calibration.local import local_device, measure_read_bandwidth
+    from sparq_sim.calibration.local import local_device
+    from sparq_sim.kernels.timing import read_bandwidth
     from sparq_sim.machine import cpu_model
-    bw, src = measure_read_bandwidth(threads)
+    bw, src = read_bandwidth()
     local_device.cache_clear()
     device = local_device(bw, src)
     src = device.bandwidth_Bps.source
@@ -289,7 +290,8 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     import json
 
     from sparq_sim.calibration import store
-    from sparq_sim.calibration.local import local_device, measure_read_bandwidth
+    from sparq_sim.calibration.local import local_device
+    from sparq_sim.kernels.timing import read_bandwidth
     from sparq_sim.machine import cores, cpu_model
     from sparq_sim.outputs import OutputSet, check_output_folder, check_output_path
     from sparq_sim.validation import core
@@ -308,7 +310,7 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
             reasons = [f"there is no calibration at {cal_path}"]
         else:
             reasons = calibration_mismatch(store.load(cal_path), machine_facts(),
-                                           lambda: measure_read_bandwidth(threads)[0])
+                                           lambda: read_bandwidth()[0])
         if reasons:
             print(f"note: not using calibration {cal_path}: {'; '.join(reasons)}; calibrating on this "
                   "machine first", file=sys.stderr)

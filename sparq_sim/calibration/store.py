@@ -18,52 +18,49 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from sparq_sim import tomlfile
+from sparq_sim import schema, tomlfile
 from sparq_sim.errors import UserError
+from sparq_sim.schema import Figure, FigureField, Number, Scalar, Section, Table, Text
 
 HERE = Path(__file__).resolve().parent
 KIND_FILES = {"gpu": "gpu.toml", "cpu": "local-cpu.toml"}
+KINDS = tuple(KIND_FILES)
 
 
-def _q(text: str) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+# The calibration file: what was fitted, on which device, at which bandwidth, and the constants
+# (names checked against sparq_sim.calibration.constants when loaded).
+FILE = Section({
+    "device": Text(),
+    "family": Text(),
+    "kind": Text(choices=KINDS),
+    "bandwidth_Bps": Number("B/s", 0, 1e15),       # the device's bandwidth the constants are relative to
+    "meta": Table(Scalar(), required=False),        # what the constants were fitted on, and how
+    "params": Table(FigureField("")),
+})
 
 
 def dumps(device_name: str, family: str, kind: str, params: dict, sources: dict, meta: dict,
           bandwidth_Bps: float) -> str:
     """TOML text of a calibration file."""
-    lines = [f"# Fitted implementation constants for {device_name}; written by sparq-sim, see docs/validation.md.",
-             f"device = {_q(device_name)}", f"family = {_q(family)}", f"kind = {_q(kind)}",
-             f"bandwidth_Bps = {bandwidth_Bps!r}", "", "[meta]"]
-    for k, v in meta.items():
-        lines.append(f"{k} = {_q(v) if isinstance(v, str) else repr(v)}")
-    lines += ["", "[params]"]
-    for k in sorted(params):
-        basis, source = sources.get(k, ("fitted", meta.get("fitted_on", "")))
-        lines.append(f"{_q(k)} = {{ value = {float(params[k])!r}, basis = {_q(basis)}, source = {_q(source)} }}")
-    return "\n".join(lines) + "\n"
+    fitted = meta.get("fitted_on", "")
+    data = {"device": device_name, "family": family, "kind": kind, "bandwidth_Bps": float(bandwidth_Bps),
+            "meta": dict(meta),
+            "params": {k: Figure(float(params[k]), *sources.get(k, ("fitted", fitted))) for k in sorted(params)}}
+    return schema.dumps(data, f"Fitted implementation constants for {device_name}; written by sparq-sim, "
+                              "see docs/validation.md.")
 
 
 def load(path: str | Path) -> dict:
     """{'device', 'family', 'kind', 'bandwidth_Bps', 'meta', 'params': {name: {value, basis, source}}}; every
     constant name is checked against the model's (an unknown or misspelt one is an error)."""
     from sparq_sim.calibration.constants import Constants
-    data = tomlfile.read(path, "calibration file")
-    for key, kind in (("device", str), ("family", str), ("bandwidth_Bps", (int, float)), ("params", dict)):
-        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
-            raise UserError(f"calibration file {path}: field {key} is missing or not a "
-                            f"{'table' if kind is dict else 'string' if kind is str else 'number'}")
-    if not 0 < data["bandwidth_Bps"] < float("inf"):
-        raise UserError(f"calibration file {path}: field bandwidth_Bps must be a positive number")
+    where = f"calibration file {path}"
+    data = schema.read(FILE, tomlfile.read(path, "calibration file"), where)
     if not data["params"]:
-        raise UserError(f"calibration file {path}: no [params] table of constants")
-    for name, fig in data["params"].items():
-        if not isinstance(fig, dict) or not isinstance(fig.get("value"), (int, float)) or not fig.get("source"):
-            raise UserError(f"calibration file {path}: params.{name} needs value, basis and source")
-    Constants({k: v["value"] for k, v in data["params"].items()}, where=f"calibration file {path}")
-    kind = data.get("kind")
-    if kind not in ("gpu", "cpu"):
-        raise UserError(f"calibration file {path}: field kind must be gpu or cpu, got {kind!r}")
+        raise UserError(f"{where}: no [params] table of constants")
+    Constants({k: v.value for k, v in data["params"].items()}, where=where)
+    data["meta"] = data["meta"] or {}
+    data["params"] = {k: v.to_dict() for k, v in data["params"].items()}
     data["path"] = str(path)
     return data
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sparq_sim.schema import Figure
 from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
 
@@ -45,7 +46,7 @@ def run(args) -> int:
     if args.format == "json":
         out = device.to_dict()
         if dram:
-            out["dram"] = device.raw["dram"]
+            out["dram"] = device.dram.to_dict()
         _args.print_json(out)
         return 0
     print(f"{device.name}: {device.description} ({device.kind}, {device.technology})")
@@ -61,15 +62,14 @@ def run(args) -> int:
 def dram_rows(device) -> list[tuple]:
     """The simulator's [dram] section as (name, value, basis, source), checked as the simulator
     checks it (UserError on a bad field); empty for a device without one."""
-    section = device.raw.get("dram")
-    if not isinstance(section, dict):
+    if device.dram is None:
         return []
     from sparq_sim.simulator.config import dram_config
     dram_config(device)
     out = []
-    for name, entry in section.items():
-        if isinstance(entry, dict):
-            out.append((name, f"{entry['value']:.6g}", entry["basis"], entry["source"]))
+    for name, entry in device.dram.items():
+        if isinstance(entry, Figure):
+            out.append((name, f"{entry.value:.6g}", entry.basis, entry.source))
         else:
             out.append((name, str(entry).lower() if isinstance(entry, bool) else str(entry), "", ""))
     return out

@@ -51,13 +51,10 @@ SCORE_OPS = 5
 
 def per_thread_bandwidth(device) -> float:
     """One thread's bandwidth ceiling: Little's law on the device's [dram] figures."""
-    dram = (device.raw or {}).get("dram", {}) if device is not None else {}
-    try:
-        outstanding = float(dram["outstanding_per_unit"]["value"])
-        latency = float(dram["idle_latency_s"]["value"])
-    except (KeyError, TypeError, ValueError):
+    dram = device.dram if device is not None else None
+    if dram is None or dram.outstanding_per_unit is None:
         return PER_THREAD_BPS_FALLBACK
-    return outstanding * device.granularity / latency
+    return dram.outstanding_per_unit.value * device.granularity / dram.idle_latency_s.value
 
 
 class LlamaCpp:

@@ -22,84 +22,41 @@ device's ``[dram]`` section in its hardware file gives what the simulator schedu
     channel_hash = true                          # optional, XOR-fold address bits into the channel
     banks, row_bytes                             # optional overrides of the standard
 
-Every number is ``{ value, basis, source }`` like the rest of the hardware file.
+Every number is ``{ value, basis, source }`` like the rest of the hardware file; the section's
+schema (units, ranges) is sparq_sim.hardware.DRAM_SECTION, the standards file's is ``STANDARD``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from sparq_sim import tomlfile
 from sparq_sim.errors import UserError
+from sparq_sim.schema import FigureField, Section, Table, read
 
 STANDARDS_FILE = Path(__file__).resolve().parent / "dram_standards.toml"
-BASES = ("datasheet", "measured", "derived", "fitted", "assumed")
-# [dram] fields: key -> (lower bound, exclusive; upper bound, inclusive; must be a whole number).
-# Plausible for any DRAM path, so a slip of orders of magnitude, inf or nan is caught.
-DRAM_FIELDS = {
-    "channels": (0, 65536, True),
-    "interleave_bytes": (0, 1 << 24, True),
-    "idle_latency_s": (1e-9, 1e-4, False),
-    "outstanding_per_unit": (0, 1e6, False),
-    "demand_per_unit": (0, 1e6, False),
-    "prefetch_after_lines": (0, 1e9, False),
-    "pieces_per_unit": (0, 1e6, False),
-    "piece_line_cost": (-1e-300, 1e3, False),
-    "channel_bandwidth_Bps": (1e6, 1e14, False),
-    "banks": (0, 1024, True),
-    "row_bytes": (0, 1 << 20, True),
-}
-DRAM_KEYS = set(DRAM_FIELDS) | {"standard", "channel_hash"}
 TIMINGS = ("tCL", "tRCD", "tRP", "tRAS", "tRRD", "tFAW", "tWR", "tRFC", "tREFI")
 ORG = ("bus_bits", "burst_length", "banks", "row_bytes")
-
-
-def _number(table, where: str, path: str, positive: bool = True, bounds=None) -> float:
-    if not isinstance(table, dict) or "value" not in table:
-        raise UserError(f"{path}: field {where}: expected a table {{ value = ..., basis = ..., source = ... }}")
-    value = table["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{path}: field {where}: value must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise UserError(f"{path}: field {where}: value must be a finite number, got {value!r}")
-    if bounds is not None:
-        low, high, whole = bounds
-        if not low < value <= high:
-            raise UserError(f"{path}: field {where}: value must be above {low:g} and at most {high:g}, "
-                            f"got {value!r}")
-        if whole and value != int(value):
-            raise UserError(f"{path}: field {where}: value must be a whole number, got {value!r}")
-    extra = set(table) - {"value", "basis", "source"}
-    if extra:
-        raise UserError(f"{path}: field {where}: unknown keys {', '.join(sorted(extra))}")
-    if positive and not value > 0:
-        raise UserError(f"{path}: field {where}: value must be positive, got {value!r}")
-    if not positive and value < 0:
-        raise UserError(f"{path}: field {where}: value must not be negative, got {value!r}")
-    if table.get("basis") not in BASES:
-        raise UserError(f"{path}: field {where}: basis must be one of {', '.join(BASES)}, got {table.get('basis')!r}")
-    source = table.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise UserError(f"{path}: field {where}: source is missing: every number needs a source")
-    return float(value)
+# The standards file: one table per technology, keyed as hardware files spell memory.technology.
+STANDARD = Section({
+    "bus_bits": FigureField("bits", 0, 1024, whole=True),
+    "burst_length": FigureField("beats", 0, 64, whole=True),
+    "banks": FigureField("banks", 0, 1024, whole=True),
+    "row_bytes": FigureField("bytes", 0, 1 << 20, whole=True),
+    **{t: FigureField("ns", 0, 1e6) for t in TIMINGS},
+})
+STANDARDS = Table(STANDARD, what="DRAM standard")
 
 
 @lru_cache(maxsize=1)
 def load_standards() -> dict:
     """Technology name -> {field: value in bytes / seconds}."""
-    data = tomlfile.read(STANDARDS_FILE, "DRAM standards file")
-    out = {}
-    for name, table in data.items():
-        entry = {}
-        for key in ORG:
-            entry[key] = _number(table.get(key), f"{name}.{key}", str(STANDARDS_FILE))
-        for key in TIMINGS:
-            entry[key] = _number(table.get(key), f"{name}.{key}", str(STANDARDS_FILE)) * 1e-9
-        out[name] = entry
-    return out
+    data = read(STANDARDS, tomlfile.read(STANDARDS_FILE, "DRAM standards file"),
+                f"DRAM standards file {STANDARDS_FILE}")
+    return {name: {**{k: table[k].value for k in ORG}, **{k: table[k].value * 1e-9 for k in TIMINGS}}
+            for name, table in data.items()}
 
 
 @dataclass(frozen=True)
@@ -139,28 +96,26 @@ class DramConfig:
 
 
 def dram_config(device) -> DramConfig:
-    """Build the DramConfig of a core Device (hardware file with a [dram] section)."""
+    """Build the DramConfig of a core Device from its [dram] section (checked when the file was
+    read: sparq_sim.hardware.DRAM_SECTION) and its memory technology's standard."""
     path = device.path or device.name
-    section = device.raw.get("dram")
-    if not isinstance(section, dict):
+    section = device.dram
+    if section is None:
         raise UserError(f"hardware file {path}: no [dram] section: the simulator needs one (see docs/simulator.md)")
-    standard_name = section.get("standard", device.technology)
+    standard_name = section.standard or device.technology
     standards = load_standards()
-    if not isinstance(standard_name, str) or standard_name not in standards:
+    if standard_name not in standards:
         raise UserError(f"hardware file {path}: field dram.standard: unknown DRAM standard {standard_name!r} "
                         f"(known: {', '.join(standards)})")
     std = standards[standard_name]
-    unknown = sorted(set(section) - DRAM_KEYS)
-    if unknown:
-        raise UserError(f"hardware file {path}: unknown field {unknown[0]!r} in section [dram] "
-                        f"(known: {', '.join(sorted(DRAM_KEYS))})")
 
-    def num(key, default=None, positive=True):
-        if key not in section:
+    def num(key, default=None):
+        figure = getattr(section, key)
+        if figure is None:
             if default is None:
                 raise UserError(f"hardware file {path}: field dram.{key} is missing")
             return default
-        return _number(section[key], f"dram.{key}", path, positive, DRAM_FIELDS[key])
+        return figure.value
 
     channels = int(num("channels"))
     banks = int(num("banks", std["banks"]))
@@ -183,9 +138,7 @@ def dram_config(device) -> DramConfig:
     if fabric < 0:
         raise UserError(f"hardware file {path}: field dram.idle_latency_s is shorter than the DRAM's own "
                         f"tRCD + tCL + one transfer ({(std['tRCD'] + std['tCL'] + t_request) * 1e9:.1f} ns)")
-    hash_flag = section.get("channel_hash", True)
-    if not isinstance(hash_flag, bool):
-        raise UserError(f"hardware file {path}: field dram.channel_hash must be true or false")
+    hash_flag = True if section.channel_hash is None else section.channel_hash
     return DramConfig(device=device.name, kind=device.kind, standard=standard_name, channels=channels,
                       banks=banks, row_bytes=row_bytes, burst_bytes=burst, request_bytes=request,
                       interleave_bytes=interleave, channel_hash=hash_flag, channel_Bps=channel_bps,
@@ -193,5 +146,5 @@ def dram_config(device) -> DramConfig:
                       tCL=std["tCL"], tRCD=std["tRCD"], tRP=std["tRP"], tRAS=std["tRAS"], tRRD=std["tRRD"],
                       tFAW=std["tFAW"], tWR=std["tWR"], max_requests=max_requests,
                       max_demand=min(max_demand, max_requests), prefetch_after=max(1, prefetch_after),
-                      max_pieces=max_pieces, piece_line_cost=num("piece_line_cost", 0.0, positive=False),
+                      max_pieces=max_pieces, piece_line_cost=num("piece_line_cost", 0.0),
                       sustained_Bps=device.sustained_bandwidth)

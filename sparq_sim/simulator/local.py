@@ -22,23 +22,15 @@ import dataclasses
 import platform
 from pathlib import Path
 
+from sparq_sim import schema, tomlfile
 from sparq_sim.errors import UserError
-from sparq_sim.machine import cache_dir, cpu_mhz_and_flags, llc_bytes, memory_bytes
+from sparq_sim.hardware import local_profile_path, parse_device
+from sparq_sim.hardware.local import machine_data, to_file_data
+from sparq_sim.schema import Figure
 
 FIT_SIZES = (64, 512, 2048)
 PREFETCH_GRID = (1, 2, 4, 8, 12, 16, 24, 32)
 COST_GRID = (0.0, 0.1, 0.2, 0.3, 0.5)
-LOCAL_NAME = "local"
-HOST_OP_SOURCE = ("assumed: about 10 us for a framework to dispatch one op on a current server core, the figure "
-                  "of the shipped hardware files")
-
-
-def local_profile_path() -> Path:
-    return cache_dir() / f"{LOCAL_NAME}.toml"
-
-
-def _fig(value, basis, source) -> dict:
-    return {"value": value, "basis": basis, "source": source}
 
 
 def base_profile(meas: dict, params: dict) -> dict:
@@ -46,64 +38,38 @@ def base_profile(meas: dict, params: dict) -> dict:
     cpu, date, cores = meas["cpu"], meas["date"], int(meas["threads"])
     where = f"{cpu}, {cores} threads, measured {date}"
     tool = "sparq-sim measure (kernels/membench.py)"
-    stream = meas["stream"]["median_Bps"]
-    mhz, flags = cpu_mhz_and_flags()
-    per_cycle = 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
-    peak = cores * mhz * 1e6 * per_cycle
-    peak_src = (f"derived: {cores} cores x {mhz:.0f} MHz (/proc/cpuinfo) x {per_cycle} fp32 flop/cycle "
-                f"({'AVX2 FMA' if per_cycle == 32 else 'SIMD'}); 16-bit formats are converted to fp32")
-    lat = meas["latency"]["median_s"]
     fit = params.get("fit_note", "fitted by sparq-sim measure to this machine's gathers")
-    return {
-        "name": LOCAL_NAME,
-        "description": f"this machine: {cpu}, {cores} cores (profile measured {date})",
-        "kind": "cpu",
-        "aliases": [],
-        "memory": {
-            "technology": "DDR4-3200",
-            "bandwidth_Bps": _fig(stream, "measured", f"{tool}: stream read of a {meas['buffer_bytes'] >> 20} MiB "
-                                  f"buffer, median of {meas['repeats']}; {where}"),
-            "achievable_fraction": _fig(1.0, "measured", "bandwidth_Bps is already the measured sustained stream rate"),
-            "capacity_bytes": _fig(memory_bytes(), "measured", f"MemTotal of /proc/meminfo, {date}"),
-            "channels": _fig(8, "assumed", "assumed: the host's DDR4 channel count is not visible in a VM"),
-            "access_granularity_bytes": _fig(64, "datasheet", "64-byte cache lines (x86-64)"),
-        },
-        "cache": {"llc_bytes": _fig(llc_bytes(), "measured", f"/sys/devices/system/cpu/cpu0/cache (L3), {date}"),
-                  "bandwidth_Bps": _fig(cores * 32 * mhz * 1e6, "assumed",
-                                        f"assumed: {cores} cores x 32 B/clk of L3 read per core x {mhz:.0f} MHz")},
-        "compute": {
-            "units": _fig(cores, "measured", f"threads used by the benchmarks (numba), {where}"),
-            "clock_hz": _fig(mhz * 1e6, "measured", f"cpu MHz of /proc/cpuinfo, {date}"),
-            "peak_flops": {dt: _fig(peak, "derived", peak_src) for dt in ("float32", "float16", "bfloat16")},
-        },
-        "overheads": {"launch_s": _fig(5e-6, "assumed", "assumed: cost of starting and joining one parallel region")},
-        "host": {"op_dispatch_s": _fig(10e-6, "assumed", HOST_OP_SOURCE)},
-        "dram": {
-            "standard": "DDR4-3200",
-            "channels": _fig(8, "assumed", "assumed: 8 DDR4-3200 channels of the host (EPYC); a 2-core guest is "
-                             "limited by its in-flight misses long before the channels"),
-            "channel_bandwidth_Bps": _fig(25.6e9 * 0.9, "assumed", "DDR4-3200 x 8 bytes, 90% after refresh and "
-                                          "turnarounds (assumed)"),
-            "interleave_bytes": _fig(256, "assumed", "assumed: channel interleave of 256 bytes"),
-            "idle_latency_s": _fig(lat, "measured", f"{tool}: pointer chase over the buffer (huge pages), "
-                                   f"median of {meas['latency']['repeats']}; {where}"),
-            "pieces_per_unit": _fig(params["pieces_per_unit"], "fitted",
-                                    f"{fit}: rows in flight per core, fitted to the 64 B row gathers"),
-            "outstanding_per_unit": _fig(params["outstanding_per_unit"], "fitted",
-                                         f"{fit}: lines in flight per core with prefetches, fitted to the stream"),
-            "demand_per_unit": _fig(params["demand_per_unit"], "fitted",
-                                    f"{fit}: demand misses in flight per core, fitted to the 512 B and 2 KiB gathers"),
-            "prefetch_after_lines": _fig(params["prefetch_after_lines"], "fitted",
-                                         f"{fit}: demand lines per row before the prefetcher, fitted with demand_per_unit"),
-            "piece_line_cost": _fig(params.get("piece_line_cost", 0.0), "fitted",
-                                    f"{fit}: out-of-order window share of each further line of a row, fitted with "
-                                    "demand_per_unit"),
-        },
+    dram = {
+        "standard": "DDR4-3200",
+        "channels": Figure(8, "assumed", "assumed: 8 DDR4-3200 channels of the host (EPYC); a 2-core guest is "
+                           "limited by its in-flight misses long before the channels"),
+        "channel_bandwidth_Bps": Figure(25.6e9 * 0.9, "assumed", "DDR4-3200 x 8 bytes, 90% after refresh and "
+                                        "turnarounds (assumed)"),
+        "interleave_bytes": Figure(256, "assumed", "assumed: channel interleave of 256 bytes"),
+        "pieces_per_unit": Figure(params["pieces_per_unit"], "fitted",
+                                  f"{fit}: rows in flight per core, fitted to the 64 B row gathers"),
+        "outstanding_per_unit": Figure(params["outstanding_per_unit"], "fitted",
+                                       f"{fit}: lines in flight per core with prefetches, fitted to the stream"),
+        "demand_per_unit": Figure(params["demand_per_unit"], "fitted",
+                                  f"{fit}: demand misses in flight per core, fitted to the 512 B and 2 KiB gathers"),
+        "prefetch_after_lines": Figure(params["prefetch_after_lines"], "fitted",
+                                       f"{fit}: demand lines per row before the prefetcher, fitted with demand_per_unit"),
+        "piece_line_cost": Figure(params.get("piece_line_cost", 0.0), "fitted",
+                                  f"{fit}: out-of-order window share of each further line of a row, fitted with "
+                                  "demand_per_unit"),
     }
+    bandwidth = Figure(meas["stream"]["median_Bps"], "measured",
+                       f"{tool}: stream read of a {meas['buffer_bytes'] >> 20} MiB buffer, median of "
+                       f"{meas['repeats']}; {where}")
+    latency = Figure(meas["latency"]["median_s"], "measured",
+                     f"{tool}: pointer chase over the buffer (huge pages), median of {meas['latency']['repeats']}; "
+                     f"{where}")
+    return to_file_data(machine_data(cores=cores, date=date, bandwidth=bandwidth, latency=latency, dram=dram,
+                                     where=where,
+                                     description=f"this machine: {cpu}, {cores} cores (profile measured {date})"))
 
 
 def _device(data: dict):
-    from sparq_sim.hardware import parse_device
     return parse_device(data, "<local profile>")
 
 
@@ -184,51 +150,13 @@ def build_profile(meas: dict) -> dict:
     return {"data": data, "measurements": meas, "comparison": rows}
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v) if isinstance(v, int) else f"{v:.6g}"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
-
-
 def to_toml(data: dict) -> str:
-    """Hardware-file TOML: top-level keys, then sections whose figures are inline tables."""
-    lines = ["# Local hardware profile written by `sparq-sim measure`; --hw local reads it.", ""]
-    sections = []
-    for k, v in data.items():
-        if isinstance(v, dict):
-            sections.append((k, v))
-        else:
-            lines.append(f"{k} = {_toml_value(v)}")
-
-    def emit(name, table):
-        lines.append("")
-        lines.append(f"[{name}]")
-        nested = []
-        for k, v in table.items():
-            if isinstance(v, dict) and "value" not in v:
-                nested.append((f"{name}.{k}", v))
-            else:
-                lines.append(f"{k} = {_toml_value(v)}")
-        for n, t in nested:
-            emit(n, t)
-
-    for name, table in sections:
-        emit(name, table)
-    return "\n".join(lines) + "\n"
+    """Hardware-file TOML of the profile (sparq_sim.schema's writer)."""
+    return schema.dumps(data, "Local hardware profile written by `sparq-sim measure`; --hw local reads it.\n")
 
 
 def write_profile(profile: dict, out: str | None = None) -> Path:
     """Validate and write the profile (default: the user cache's local.toml)."""
-    from sparq_sim import tomlfile
-    from sparq_sim.hardware import parse_device
     from sparq_sim.simulator.config import dram_config
 
     text = to_toml(profile["data"])

@@ -209,6 +209,6 @@ misses in flight {dram['demand_per_unit']['value']:.2f}, prefetch after
 {comparison_table(profile)}
 
 Largest error: {100 * worst:.1f}% over all rows, {100 * worst_held:.1f}% over the held-out rows.
-This machine is a shared 2-core VM: bandwidth drifts by tens of percent between runs (another
-guest's or engineer's load), so the fit and the comparison always come from the same run.
+This machine is a shared 2-core VM: bandwidth drifts by tens of percent between runs (other
+load on the host), so the fit and the comparison always come from the same run.
 """

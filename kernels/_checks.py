@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparq_sim.errors import UserError
-
-DENSE_IMPLS = ("reference", "cpu", "triton", "torch-eager", "torch-sdpa")
-SPARQ_IMPLS = ("reference", "cpu", "triton", "torch-eager", "torch-eager-onek")
+from sparq_sim.kernels.registry import DENSE_IMPLS, SPARQ_IMPLS
 
 
 @dataclass(frozen=True)

@@ -24,27 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from sparq_sim import dtypes
 from sparq_sim.errors import UserError
 from sparq_sim.models import ModelConfig
+from sparq_sim.names import MethodName  # noqa: F401  (each method names itself by it)
 from sparq_sim.traffic import Phase
 from sparq_sim.workload import Workload
-
-
-class MethodName(str, Enum):
-    """The names users type on the command line."""
-
-    DENSE = "dense"
-    SPARQ = "sparq"
-    FLEXGEN = "flexgen"
-    H2O = "h2o"
-    STREAMINGLLM = "streamingllm"
-    QUEST = "quest"
-    DOUBLE_SPARSITY = "double-sparsity"
-    LOKI = "loki"
 
 
 @dataclass(frozen=True)

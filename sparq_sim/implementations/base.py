@@ -9,6 +9,8 @@ from sparq_sim.names import MethodName, StoreK
 from sparq_sim.traffic import Access, Part, Pattern, Phase, weight_bytes
 from sparq_sim.workload import Workload
 
+SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selection compare
+
 
 @runtime_checkable
 class ImplementationModel(Protocol):

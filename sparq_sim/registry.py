@@ -1,6 +1,12 @@
-"""Named choices found by name: implementation models, timers, subcommands, kernels.
+"""Named choices: the fixed families of names (enums) and the open ones (registries).
 
-A ``Registry`` maps a name (as typed on the command line) to an entry, imported only when it is
+A fixed family (methods, K storage modes; access patterns and bounds live with their own
+modules) is a ``Choice``: a ``str`` enum, so a member compares equal to, hashes as, prints as
+and serialises (JSON, CSV) as its value, and code written against the plain strings keeps
+working while new code names the member.
+
+An open family (implementation models, timers, subcommands, kernels, methods) is a
+``Registry``: a name (as typed on the command line) mapped to an entry imported only when it is
 first asked for, so a light command (``predict``) loads no module it does not use. Entries are
 given as ``"package.module:attribute"`` strings, or found by scanning a package for modules
 that define an attribute. An unknown name is a ``UserError`` listing the known ones.
@@ -10,12 +16,43 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from enum import Enum
 from types import ModuleType
 from typing import Callable, Generic, Iterator, TypeVar
 
 from sparq_sim.errors import UserError
 
 T = TypeVar("T")
+
+
+class Choice(str, Enum):
+    """Base of the project's name families: the member is its string value everywhere."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class MethodName(Choice):
+    """The sparse-attention methods, as typed on the command line (``--method``)."""
+
+    DENSE = "dense"
+    SPARQ = "sparq"
+    FLEXGEN = "flexgen"
+    H2O = "h2o"
+    STREAMINGLLM = "streamingllm"
+    QUEST = "quest"
+    DOUBLE_SPARSITY = "double-sparsity"
+    LOKI = "loki"
+
+
+class StoreK(Choice):
+    """How the key cache is stored (``--store-k``)."""
+
+    ONCE = "once"     # position-major K only: SparQ's step 1 picks r scattered components per row
+    TWICE = "twice"   # plus a component-major copy K_t: step 1 streams r contiguous runs
 
 
 def load(target: str):

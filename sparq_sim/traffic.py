@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sparq_sim.names import Choice, MethodName
+from sparq_sim.registry import Choice, MethodName
 from sparq_sim.workload import Workload
 
 

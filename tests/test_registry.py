@@ -73,7 +73,7 @@ def test_kernel_registries_match_the_impl_names_and_reject_unknown_ones():
 
 
 def test_choices_are_their_values_in_outputs_and_comparisons():
-    from sparq_sim.names import MethodName, StoreK
+    from sparq_sim.registry import MethodName, StoreK
     from sparq_sim.timing.result import Bound, classify
     from sparq_sim.traffic import Access, Pattern
     assert json.dumps({MethodName.DOUBLE_SPARSITY: [StoreK.ONCE, Bound.MEMORY]}) == \

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sparq_sim.names import MethodName, StoreK
+from sparq_sim.registry import MethodName, StoreK
 from sparq_sim.traffic import Access, Part, Pattern, Phase, weight_bytes
 from sparq_sim.workload import Workload
 

@@ -34,7 +34,7 @@ from sparq_sim import dtypes
 from sparq_sim.errors import UserError
 from sparq_sim.implementations.base import SCORE_OPS, Shape, cache_append, gather_rows, read_q, write_out
 from sparq_sim.models import ModelConfig
-from sparq_sim.names import Choice, MethodName, StoreK  # noqa: F401  (MethodName: each method names itself by it)
+from sparq_sim.registry import Choice, MethodName, StoreK  # noqa: F401  (MethodName: each method names itself by it)
 from sparq_sim.traffic import Access, Pattern, Phase
 from sparq_sim.workload import Workload
 

@@ -20,7 +20,7 @@ from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
 from sparq_sim.methods.base import (FORMAT_BITS, SCALE_BYTES, CopyFormat, Knob, MethodBase, MethodName, attend,
                                     chosen_rows, clamp, dense_kv_bytes_per_sequence)
-from sparq_sim.names import StoreK
+from sparq_sim.registry import StoreK
 from sparq_sim.traffic import Access, Pattern, Phase
 
 LABEL_FORMATS = tuple(f.value for f in CopyFormat)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from sparq_sim.implementations import base as ib
 from sparq_sim.methods.base import Knob, MethodBase, MethodName, attend, chosen_rows, clamp, per_step
-from sparq_sim.names import StoreK
+from sparq_sim.registry import StoreK
 from sparq_sim.traffic import Access, Pattern, Phase
 
 

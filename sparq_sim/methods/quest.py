@@ -22,7 +22,7 @@ from sparq_sim import dtypes
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
 from sparq_sim.methods.base import Knob, MethodBase, MethodName, attend, dense_kv_bytes_per_sequence, per_step
-from sparq_sim.names import StoreK
+from sparq_sim.registry import StoreK
 from sparq_sim.traffic import Access, Pattern, Phase
 
 DEFAULT_PAGE, DEFAULT_BUDGET = 16, 2048

@@ -31,7 +31,7 @@ from sparq_sim import capacity
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
 from sparq_sim.methods.base import FORMAT_BITS, SCALE_BYTES, CopyFormat, Knob, MethodBase, MethodName, positive_int
-from sparq_sim.names import StoreK
+from sparq_sim.registry import StoreK
 from sparq_sim.traffic import Access, Pattern, Phase, ideal_attention_bytes
 from sparq_sim.workload import Workload, settings_for_compression
 

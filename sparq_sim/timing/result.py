@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sparq_sim.names import Choice
+from sparq_sim.registry import Choice
 
 
 class Bound(Choice):

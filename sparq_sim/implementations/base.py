@@ -16,10 +16,15 @@ SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selecti
 class ImplementationModel(Protocol):
     """How an implementation turns a workload into phases for the whole decoding step.
 
-    Optional members a model may add: ``kernel_labels(w) -> (dense, sparq)`` (the measured kernels
-    it is made of, whose validated error `predict` reports), ``default_timing`` (the timer it is
-    meant for), ``cuda_graph`` (replayed as one CUDA graph), ``check_device(device)`` (refuses a
-    device it does not model) and ``configure(**options)``.
+    Optional members a model may add (callers read them with ``getattr`` and a default):
+
+    * ``kernel_labels(w) -> (dense, sparq)``: the measured kernels it is made of, whose
+      validated error `predict` reports (default: none);
+    * ``default_timing: str``: the timer it is meant for (default ``"roofline"``);
+    * ``cuda_graph: bool``: replayed as one CUDA graph (default False);
+    * ``check_device(device) -> None``: raises UserError for a device it does not model;
+    * ``configure(**options) -> ImplementationModel``: the model with command-line options set
+      (e.g. llama.cpp's ``threads``); without it, the model takes no options.
     """
 
     name: str

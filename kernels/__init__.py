@@ -8,8 +8,8 @@ K_t (B, Hkv, d_h, S) the component-major copy of K (``None``: K is stored once a
 r columns of position-major K); v_mean (B, Hkv, d_h), the mean of V over positions (computed
 when ``None``). The result is (B, Hq, d_h) in q's dtype.
 
-``impl`` names
---------------
+``impl`` names (``registry`` maps each to its function, imported on its first call)
+-------------------------------------------------------------------------------------
 reference         readable PyTorch, any device; the algorithm of docs/method.md exactly (local window,
                   GQA index sharing, per-head tau and alpha, reallocation switch). float64
                   arithmetic for float64 inputs, float32 otherwise. Dense and SparQ.
@@ -42,45 +42,21 @@ Bad arguments (unknown impl, wrong shapes, r > d_h, k > S, local_window > k) rai
 
 from __future__ import annotations
 
-from sparq_sim.kernels._checks import DENSE_IMPLS, SPARQ_IMPLS, check_dense, check_sparq
+from sparq_sim.kernels._checks import check_dense, check_sparq
+from sparq_sim.kernels.registry import DENSE_IMPLS, DENSE_KERNELS, SPARQ_IMPLS, SPARQ_KERNELS, Kernel
 
-__all__ = ["dense_attention", "sparq_attention", "DENSE_IMPLS", "SPARQ_IMPLS"]
+__all__ = ["dense_attention", "sparq_attention", "DENSE_IMPLS", "SPARQ_IMPLS", "Kernel"]
 
 
 def dense_attention(q, K, V, *, impl="reference"):
     """softmax(q . K^T / sqrt(d_h)) . V for one decoding step; see the module docstring."""
     check_dense(q, K, V, impl)
-    if impl == "reference":
-        from sparq_sim.kernels import reference
-        return reference.dense_attention(q, K, V)
-    if impl == "cpu":
-        from sparq_sim.kernels import cpu_api
-        return cpu_api.dense_attention(q, K, V)
-    if impl == "triton":
-        from sparq_sim.kernels import triton_api
-        return triton_api.dense_attention(q, K, V)
-    if impl == "torch-eager":
-        from sparq_sim.kernels import torch_eager
-        return torch_eager.dense_eager(q, K, V)
-    from sparq_sim.kernels import torch_eager
-    return torch_eager.dense_sdpa(q, K, V)
+    return DENSE_KERNELS.get(impl)(q, K, V)
 
 
 def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=None, K_t=None,
                     impl="reference"):
     """SparQ Attention for one decoding step (docs/method.md's algorithm); see the module docstring."""
     check_sparq(q, K, V, r, k, local_window, v_mean, K_t, impl)
-    kw = dict(r=r, k=k, local_window=local_window, reallocate=bool(reallocate), v_mean=v_mean, K_t=K_t)
-    if impl == "reference":
-        from sparq_sim.kernels import reference
-        return reference.sparq_attention(q, K, V, **kw)
-    if impl == "cpu":
-        from sparq_sim.kernels import cpu_api
-        return cpu_api.sparq_attention(q, K, V, **kw)
-    if impl == "triton":
-        from sparq_sim.kernels import triton_api
-        return triton_api.sparq_attention(q, K, V, **kw)
-    from sparq_sim.kernels import torch_eager
-    if impl == "torch-eager-onek":
-        kw["K_t"] = None
-    return torch_eager.sparq_eager(q, K, V, **kw)
+    return SPARQ_KERNELS.get(impl)(q, K, V, r=r, k=k, local_window=local_window, reallocate=bool(reallocate),
+                                   v_mean=v_mean, K_t=K_t)

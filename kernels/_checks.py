@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparq_sim.errors import UserError
-
-DENSE_IMPLS = ("reference", "cpu", "triton", "torch-eager", "torch-sdpa")
-SPARQ_IMPLS = ("reference", "cpu", "triton", "torch-eager", "torch-eager-onek")
+from sparq_sim.kernels.registry import DENSE_IMPLS, DENSE_KERNELS, SPARQ_IMPLS, SPARQ_KERNELS  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -34,10 +32,9 @@ def _shape(t) -> tuple:
     return tuple(shape)
 
 
-def check_impl(impl, allowed: tuple, what: str) -> str:
-    if not isinstance(impl, str) or impl not in allowed:
-        raise UserError(f"unknown impl {impl!r} for {what}: choose from {', '.join(allowed)}")
-    return impl
+def check_impl(impl, kernels) -> str:
+    """`impl` if `kernels` (a kernel registry) has it, else UserError listing the names."""
+    return kernels.key(impl)
 
 
 def check_qkv(q, K, V) -> Dims:
@@ -66,12 +63,12 @@ def check_qkv(q, K, V) -> Dims:
 
 
 def check_dense(q, K, V, impl) -> Dims:
-    check_impl(impl, DENSE_IMPLS, "dense_attention")
+    check_impl(impl, DENSE_KERNELS)
     return check_qkv(q, K, V)
 
 
 def check_sparq(q, K, V, r, k, local_window, v_mean, K_t, impl) -> Dims:
-    check_impl(impl, SPARQ_IMPLS, "sparq_attention")
+    check_impl(impl, SPARQ_KERNELS)
     dims = check_qkv(q, K, V)
     for name, value in (("r", r), ("k", k), ("local_window", local_window)):
         if isinstance(value, bool) or not isinstance(value, int):

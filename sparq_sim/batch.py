@@ -195,14 +195,14 @@ def mixed_step(device, model: ModelConfig, seqs, method: str, *, compression: fl
                implementation="ideal", timer=None, timing: str | None = None, tp: int = 1) -> StepTime:
     """Step time of the batch `seqs` (one length per sequence) for `method` on `device`; with
     `tp` > 1 on one of tp devices holding its share of the model, plus the step's all-reduces."""
-    from sparq_sim.implementations import get_implementation
+    from sparq_sim.implementations import resolve
     from sparq_sim.parallel import communication_time, shard_model
     from sparq_sim.timing import timer_for
 
     seqs = [int(s) for s in seqs]
     if not seqs or min(seqs) < 1:
         raise UserError("a decode batch needs at least one sequence, each of at least 1 token")
-    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    impl = resolve(implementation)
     timer = timer or timer_for(impl, timing, device)
     storage = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k, reallocate=reallocate)
     full, model = model, shard_model(model, tp)

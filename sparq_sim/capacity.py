@@ -158,7 +158,7 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
 
     With `tp` > 1 the memory figures are one device's and tokens/s is the whole group's.
     """
-    from sparq_sim.implementations import get_implementation
+    from sparq_sim.implementations import resolve
     from sparq_sim.parallel import communication_time, shard_model
     from sparq_sim.predict import predict
     from sparq_sim.timing import timer_for
@@ -173,7 +173,7 @@ def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: s
     compressions = tuple(compressions) if compressions else (DEFAULT_COMPRESSION,)
     search = tuple(compressions) if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) \
         else COMPRESSION_GRID
-    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    impl = resolve(implementation)
     timer = timer_for(impl, timing, device)
     capacity = device.capacity_bytes.value
     weights = weights_bytes(model, weight_dtype)

@@ -7,25 +7,36 @@ Bad input of any kind ends in one line on stderr and exit code 2, never a traceb
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
+from typing import Protocol, runtime_checkable
 
 from sparq_sim import __version__
 from sparq_sim.errors import OneLineParser, UserError
+from sparq_sim.registry import scan
 
 PROG = "sparq-sim"
 
 
-def _command_modules():
-    import sparq_sim.commands as package
+@runtime_checkable
+class Command(Protocol):
+    """A subcommand module: its name and help, its flags, and what it does (exit code or None).
+    ``ORDER`` (optional, default 50) places it in the menu."""
+
+    NAME: str
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int | None: ...
+
+
+def _command_modules() -> list[Command]:
+    """Every module of ``sparq_sim.commands`` that defines ``NAME``, in menu order."""
     modules = []
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        if hasattr(module, "NAME") and hasattr(module, "run"):
-            modules.append(module)
+    for module, _ in scan("sparq_sim.commands", "NAME"):
+        if not isinstance(module, Command):
+            raise TypeError(f"{module.__name__} defines NAME but is not a Command (HELP, add_arguments, run)")
+        modules.append(module)
     return sorted(modules, key=lambda m: (getattr(m, "ORDER", 50), m.NAME))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, get_implementation
+from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, resolve
 from sparq_sim.timing import PhaseTime, timer_for
 from sparq_sim.timing.result import classify
 from sparq_sim.traffic import ideal_attention_bytes, weight_bytes
@@ -119,7 +119,7 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     to the implementation's own (``default_timing``: calibrated for the composed end-to-end
     models), else the roofline.
     """
-    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    impl = resolve(implementation)
     check = getattr(impl, "check_device", None)
     if check is not None:
         check(device)

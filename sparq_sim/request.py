@@ -123,7 +123,7 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
     model is split over tp devices (``sparq_sim.parallel``) and every pass pays its all-reduces.
     """
     from sparq_sim.parallel import communication_time, shard_model
-    from sparq_sim.implementations import get_implementation
+    from sparq_sim.implementations import resolve
     from sparq_sim.predict import predict_method
     from sparq_sim.timing import timer_for
     from sparq_sim.workload import Workload
@@ -131,7 +131,7 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
     if prompt < 1 or generate < 1:
         raise UserError(f"a request needs a prompt and an output of at least 1 token "
                         f"(got prompt {prompt}, generate {generate})")
-    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    impl = resolve(implementation)
     timer = timer_for(impl, timing, device)
     storage = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k)
     full, model = model, shard_model(model, tp)

@@ -168,13 +168,13 @@ class MethodCosts:
                  reallocate=True, implementation="ideal", timing=None, reserve_fraction=None,
                  max_batch: int | None = None):
         from sparq_sim import capacity
-        from sparq_sim.implementations import get_implementation
+        from sparq_sim.implementations import resolve
         from sparq_sim.parallel import shard_model
         from sparq_sim.timing import timer_for
 
         self.device, self.model, self.method, self.tp = device, model, method, tp
         self.shard = shard_model(model, tp)
-        self.impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+        self.impl = resolve(implementation)
         self.timer = timer_for(self.impl, timing, device)
         self.storage = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k, reallocate=reallocate)
         self.compression = compression

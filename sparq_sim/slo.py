@@ -109,7 +109,7 @@ def plan_targets(device, model: ModelConfig, seq: int, tpot_slo_s: float, *, ttf
     """Search method, compression, tensor parallelism and batch for the most tokens/s per GPU
     within the latency targets."""
     from sparq_sim.batch import mixed_step
-    from sparq_sim.implementations import get_implementation
+    from sparq_sim.implementations import resolve
     from sparq_sim.parallel import communication_time, device_link, shard_model, tp_choices
     from sparq_sim.prefill import prefill
     from sparq_sim.timing import timer_for
@@ -118,7 +118,7 @@ def plan_targets(device, model: ModelConfig, seq: int, tpot_slo_s: float, *, ttf
         raise UserError("latency targets must be positive")
     if gpu_hour_cost is not None and gpu_hour_cost <= 0:
         raise UserError(f"bad GPU-hour cost {gpu_hour_cost!r}: must be positive")
-    impl = implementation if hasattr(implementation, "attention_phases") else get_implementation(implementation)
+    impl = resolve(implementation)
     timer = timer_for(impl, timing, device)
     compressions = tuple(compressions) if compressions else COMPRESSION_GRID
     if tps is None:

@@ -18,12 +18,27 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from sparq_sim.registry import Choice
 from sparq_sim.workload import Workload, ideal_attention_elements
 
-STREAM = "stream"            # `count` contiguous runs of `size` bytes each
-GATHER = "gather"            # `count` pieces of `size` bytes at unrelated addresses (row gathers)
-SPARSE_ROWS = "sparse_rows"  # `count` rows of `row_bytes`; `picks` random elements of `size` bytes each
-PATTERNS = (STREAM, GATHER, SPARSE_ROWS)
+
+class Pattern(Choice):
+    """How an access lays its bytes out in memory."""
+
+    STREAM = "stream"            # `count` contiguous runs of `size` bytes each
+    GATHER = "gather"            # `count` pieces of `size` bytes at unrelated addresses (row gathers)
+    SPARSE_ROWS = "sparse_rows"  # `count` rows of `row_bytes`; `picks` random elements of `size` bytes each
+
+
+class Part(Choice):
+    """Which total of a step a phase counts towards."""
+
+    ATTENTION = "attention"
+    OTHER = "other"              # weights, norms, everything outside attention
+
+
+STREAM, GATHER, SPARSE_ROWS = Pattern.STREAM, Pattern.GATHER, Pattern.SPARSE_ROWS
+PATTERNS = tuple(Pattern)
 
 
 @lru_cache(maxsize=None)
@@ -55,7 +70,7 @@ def _expected_units_hit(n_elements: int, per_unit: int, picks: int) -> float:
 class Access:
     """One memory access pattern of a phase (reads unless ``write``)."""
 
-    pattern: str
+    pattern: Pattern    # a Pattern or its name
     count: int          # runs (stream), pieces (gather) or rows (sparse_rows)
     size: int           # bytes per run / piece / element picked
     picks: int = 0      # sparse_rows: elements picked per row
@@ -64,8 +79,10 @@ class Access:
     what: str = ""      # which tensor, for reports ("K", "K_t", "V", "q", ...)
 
     def __post_init__(self):
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"unknown access pattern {self.pattern!r}")
+        try:
+            object.__setattr__(self, "pattern", Pattern(self.pattern))
+        except ValueError:
+            raise ValueError(f"unknown access pattern {self.pattern!r}") from None
         if self.pattern == SPARSE_ROWS and (self.picks < 1 or self.row_bytes < self.size):
             raise ValueError("sparse_rows needs picks >= 1 and row_bytes >= size")
 
@@ -108,7 +125,7 @@ class Phase:
     flop_dtype: str = "float32"   # which peak rate applies
     launches: int = 0             # kernel launches (GPU) or parallel regions (CPU)
     fixed_s: float = 0.0          # other fixed cost, seconds
-    part: str = "attention"       # "attention" or "other" (weights, norms...) for step totals
+    part: Part = Part.ATTENTION   # which step total it counts towards
     in_formula: bool = True       # False for traffic the method's traffic formulas (docs/method.md) leave out (cache appends)
 
     def requested_bytes(self) -> int:

@@ -1,45 +1,48 @@
 """Implementation models: how a given SparQ/dense implementation turns a workload into phases.
 
-Each module here defines ``IMPLEMENTATION``, an object with ``name``, ``description`` and
-``attention_phases(workload, method, device=None)`` / ``other_phases(workload, device=None)`` returning lists of
-``sparq_sim.traffic.Phase`` for the whole decoding step (all layers, whole batch). The
-registry finds them by scanning this package, so adding a model is adding a file.
+Each module here defines ``IMPLEMENTATION``, an object satisfying ``base.ImplementationModel``
+(``name``, ``description``, ``attention_phases(workload, method, device=None)`` and
+``other_phases(workload, device=None)`` returning lists of ``sparq_sim.traffic.Phase`` for the
+whole decoding step: all layers, whole batch). The registry finds them by scanning this
+package, so adding a model is adding a file.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from functools import lru_cache
 
-from sparq_sim.errors import UserError
 from sparq_sim.implementations.base import ImplementationModel
+from sparq_sim.registry import Registry, scan
 
 DEFAULT_IMPLEMENTATION = "ideal"
 
 
-def _modules():
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            yield info.name
+@lru_cache(maxsize=None)
+def registry() -> Registry[ImplementationModel]:
+    """Every model of this package, by its ``name``, in name order (scanned once)."""
+    found = {}
+    for module, impl in scan(__name__, "IMPLEMENTATION", skip=("base",)):
+        if not isinstance(impl, ImplementationModel):
+            raise TypeError(f"{module.__name__}.IMPLEMENTATION is not an ImplementationModel")
+        found[impl.name] = impl
+    models: Registry[ImplementationModel] = Registry("implementation")
+    for name in sorted(found):
+        models.add(name, found[name])
+    return models
 
 
 def all_implementations() -> dict:
     """Name -> implementation model, for every module in this package."""
-    found = {}
-    for module_name in _modules():
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        impl = getattr(module, "IMPLEMENTATION", None)
-        if impl is not None:
-            if not isinstance(impl, ImplementationModel):
-                raise TypeError(f"{module.__name__}.IMPLEMENTATION is not an ImplementationModel")
-            found[impl.name] = impl
-    return dict(sorted(found.items()))
+    return dict(registry().items())
 
 
-def get_implementation(name: str):
+def get_implementation(name: str) -> ImplementationModel:
     """The implementation model called `name`, or UserError listing the choices."""
-    impls = all_implementations()
-    key = str(name).strip().lower()
-    if key not in impls:
-        raise UserError(f"unknown implementation {name!r}: choose from {', '.join(impls)}")
-    return impls[key]
+    return registry().get(name)
+
+
+def resolve(implementation: str | ImplementationModel) -> ImplementationModel:
+    """A model given by name (as typed on the command line) or as the model itself."""
+    if not isinstance(implementation, str) and isinstance(implementation, ImplementationModel):
+        return implementation
+    return get_implementation(implementation)

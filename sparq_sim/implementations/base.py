@@ -5,24 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM, Access, Phase, weight_bytes
+from sparq_sim.registry import MethodName, StoreK
+from sparq_sim.traffic import Access, Part, Pattern, Phase, weight_bytes
 from sparq_sim.workload import Workload
+
+SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selection compare
 
 
 @runtime_checkable
 class ImplementationModel(Protocol):
     """How an implementation turns a workload into phases for the whole decoding step.
 
-    Optional members a model may add: ``kernel_labels(w) -> (dense, sparq)`` (the measured kernels
-    it is made of, whose validated error `predict` reports), ``default_timing`` (the timer it is
-    meant for), ``cuda_graph`` (replayed as one CUDA graph), ``check_device(device)`` (refuses a
-    device it does not model) and ``configure(**options)``.
+    Optional members a model may add (callers read them with ``getattr`` and a default):
+
+    * ``kernel_labels(w) -> (dense, sparq)``: the measured kernels it is made of, whose
+      validated error `predict` reports (default: none);
+    * ``default_timing: str``: the timer it is meant for (default ``"roofline"``);
+    * ``cuda_graph: bool``: replayed as one CUDA graph (default False);
+    * ``check_device(device) -> None``: raises UserError for a device it does not model;
+    * ``configure(**options) -> ImplementationModel``: the model with command-line options set
+      (e.g. llama.cpp's ``threads``); without it, the model takes no options.
     """
 
     name: str
     description: str
 
-    def attention_phases(self, w: Workload, method: str, device=None) -> list[Phase]: ...
+    def attention_phases(self, w: Workload, method: MethodName | str, device=None) -> list[Phase]: ...
 
     def other_phases(self, w: Workload, device=None) -> list[Phase]: ...
 
@@ -53,42 +61,42 @@ class Shape:
 
 
 def read_q(s: Shape) -> Access:
-    return Access(STREAM, s.q_instances, s.row, what="q")
+    return Access(Pattern.STREAM, s.q_instances, s.row, what="q")
 
 
 def write_out(s: Shape) -> Access:
-    return Access(STREAM, s.q_instances, s.row, write=True, what="out")
+    return Access(Pattern.STREAM, s.q_instances, s.row, write=True, what="out")
 
 
 def stream_all(s: Shape, what: str) -> Access:
     """The whole K or V of every head, position-major, read front to back."""
-    return Access(STREAM, s.kv_instances, s.seq * s.row, what=what)
+    return Access(Pattern.STREAM, s.kv_instances, s.seq * s.row, what=what)
 
 
-def step1_keys(s: Shape, store_k: str) -> Access:
+def step1_keys(s: Shape, store_k: StoreK | str) -> Access:
     """SparQ step 1's key reads: r contiguous runs of K_t, or r scattered elements per K row."""
-    if store_k == "twice":
-        return Access(STREAM, s.kv_instances * s.r, s.seq * s.elem, what="K_t")
-    return Access(SPARSE_ROWS, s.kv_instances * s.seq, s.elem, picks=s.r, row_bytes=s.row, what="K")
+    if store_k == StoreK.TWICE:
+        return Access(Pattern.STREAM, s.kv_instances * s.r, s.seq * s.elem, what="K_t")
+    return Access(Pattern.SPARSE_ROWS, s.kv_instances * s.seq, s.elem, picks=s.r, row_bytes=s.row, what="K")
 
 
 def gather_rows(s: Shape, what: str, rows: int | None = None) -> Access:
     """k whole rows of K or V at data-dependent positions."""
-    return Access(GATHER, s.kv_instances * (s.k if rows is None else rows), s.row, what=what)
+    return Access(Pattern.GATHER, s.kv_instances * (s.k if rows is None else rows), s.row, what=what)
 
 
 def value_mean(s: Shape) -> tuple[Access, Access]:
     """Read and write back the running mean of V (reallocation), once per KV head."""
-    return (Access(STREAM, s.kv_instances, s.row, what="v_mean"),
-            Access(STREAM, s.kv_instances, s.row, write=True, what="v_mean"))
+    return (Access(Pattern.STREAM, s.kv_instances, s.row, what="v_mean"),
+            Access(Pattern.STREAM, s.kv_instances, s.row, write=True, what="v_mean"))
 
 
-def cache_append(s: Shape, store_k: str) -> Phase:
+def cache_append(s: Shape, store_k: StoreK | str) -> Phase:
     """Writing this step's key and value into the cache (and into K_t, one element per component)."""
-    accesses = [Access(GATHER, 2 * s.kv_instances, s.row, write=True, what="K,V append")]
-    if store_k == "twice":
+    accesses = [Access(Pattern.GATHER, 2 * s.kv_instances, s.row, write=True, what="K,V append")]
+    if store_k == StoreK.TWICE:
         # Component-major: each of the d_h components lands in a different run of S elements.
-        accesses.append(Access(GATHER, s.kv_instances * s.head_dim, s.elem, row_bytes=s.seq * s.elem,
+        accesses.append(Access(Pattern.GATHER, s.kv_instances * s.head_dim, s.elem, row_bytes=s.seq * s.elem,
                                write=True, what="K_t append"))
     return Phase("kv_append", tuple(accesses), in_formula=False)
 
@@ -97,6 +105,6 @@ def weights_phase(w: Workload, launches_per_layer: int = 0) -> Phase:
     """Every weight read once per step; 2 flops per parameter per batch element."""
     layers = w.model.layers
     per_layer = int(round(weight_bytes(w) / layers))
-    return Phase("weights", (Access(STREAM, layers, per_layer, what="weights"),),
+    return Phase("weights", (Access(Pattern.STREAM, layers, per_layer, what="weights"),),
                  flops=2.0 * w.model.params * w.batch, flop_dtype=w.weight_dtype,
-                 launches=launches_per_layer * layers, part="other")
+                 launches=launches_per_layer * layers, part=Part.OTHER)

@@ -13,7 +13,7 @@ from sparq_sim.implementations import base
 from sparq_sim.traffic import Phase
 from sparq_sim.workload import Workload
 
-SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selection compare
+SCORE_OPS = base.SCORE_OPS
 
 
 class Ideal:

@@ -7,27 +7,19 @@ formula and its source in the module's docstring. Dense is the baseline of every
 
 from __future__ import annotations
 
-import importlib
-
 from sparq_sim.errors import UserError
 from sparq_sim.methods.base import Knob, Method, MethodName
+from sparq_sim.registry import Registry
 
-_MODULES = {
-    MethodName.DENSE: "dense", MethodName.SPARQ: "sparq", MethodName.FLEXGEN: "flexgen",
-    MethodName.H2O: "h2o", MethodName.STREAMINGLLM: "streamingllm", MethodName.QUEST: "quest",
-    MethodName.DOUBLE_SPARSITY: "double_sparsity", MethodName.LOKI: "loki",
-}
-NAMES = tuple(n.value for n in MethodName)
+# name -> its module's METHOD (the module is the name with "-" as "_"), imported when asked for.
+METHODS: Registry[Method] = Registry("method", {
+    m.value: f"{__name__}.{m.value.replace('-', '_')}:METHOD" for m in MethodName})
+NAMES = METHODS.names()
 
 
 def get_method(name: str) -> Method:
     """The method called `name` (as typed on the command line), or UserError listing the choices."""
-    key = str(name).strip().lower()
-    try:
-        member = MethodName(key)
-    except ValueError:
-        raise UserError(f"unknown method {name!r}: choose from {', '.join(NAMES)}") from None
-    return importlib.import_module(f"{__name__}.{_MODULES[member]}").METHOD
+    return METHODS.get(name)
 
 
 def parse_method_list(text: str) -> list[str]:
@@ -71,5 +63,5 @@ def resolve_settings(method: Method, model, seq: int, compression: float | None,
     return method.check(model, seq, merged)
 
 
-__all__ = ["Knob", "Method", "MethodName", "NAMES", "get_method", "parse_method_list", "parse_set_options",
+__all__ = ["Knob", "Method", "MethodName", "METHODS", "NAMES", "get_method", "parse_method_list", "parse_set_options",
            "resolve_settings"]

@@ -7,39 +7,26 @@ Source: the standard KV-cached decoding step (e.g. arXiv 2312.04985, section 2).
 
 from __future__ import annotations
 
-from sparq_sim.methods.base import MethodName, dense_kv_bytes_per_sequence, unknown_knobs
+from sparq_sim.methods.base import MethodBase, MethodName
 from sparq_sim.traffic import ideal_attention_bytes
 
 
-class Dense:
+class Dense(MethodBase):
     name = MethodName.DENSE.value
     description = "all keys and values every step (the baseline)"
     source = "standard KV-cached decoding"
     knobs = ()
     keeps_whole_cache = True
 
-    def default_settings(self, model, seq) -> dict:
-        return {}
-
     def settings_for_compression(self, model, seq, compression) -> dict:
         return {}
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        return {}
-
     def ideal_bytes(self, w, settings) -> int:
-        return ideal_attention_bytes(w, "dense")
+        return ideal_attention_bytes(w, MethodName.DENSE)
 
     def attention_phases(self, w, settings):
         from sparq_sim.implementations import get_implementation
-        return get_implementation("ideal").attention_phases(w, "dense")
-
-    def kv_bytes_per_sequence(self, model, seq, kv_dtype, settings) -> int:
-        return dense_kv_bytes_per_sequence(model, seq, kv_dtype)
-
-    def fixed_bytes(self, model, kv_dtype, settings) -> int:
-        return 0
+        return get_implementation("ideal").attention_phases(w, MethodName.DENSE)
 
 
 METHOD = Dense()

@@ -18,23 +18,23 @@ import math
 
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
-from sparq_sim.methods.base import (FORMAT_BITS, SCALE_BYTES, Knob, MethodName, clamp, dense_kv_bytes_per_sequence,
-                                    positive_int, unknown_knobs)
-from sparq_sim.traffic import STREAM, Access, Phase
+from sparq_sim.methods.base import (FORMAT_BITS, SCALE_BYTES, CopyFormat, Knob, MethodBase, MethodName, attend,
+                                    chosen_rows, clamp, dense_kv_bytes_per_sequence)
+from sparq_sim.registry import StoreK
+from sparq_sim.traffic import Access, Pattern, Phase
 
-SCORE_OPS = 5
-LABEL_FORMATS = ("kv", "int8", "int4")
+LABEL_FORMATS = tuple(f.value for f in CopyFormat)
 LABEL_BLOCK = 64
 
 
 def label_bytes(seq: int, r: int, fmt: str, kv_bytes: int) -> int:
     """Bytes of one KV head's label cache: S positions x r channels, plus scales when narrow."""
-    if fmt == "kv":
+    if fmt == CopyFormat.KV:
         return seq * r * kv_bytes
     return math.ceil(seq * r * FORMAT_BITS[fmt] / 8) + r * math.ceil(seq / LABEL_BLOCK) * SCALE_BYTES
 
 
-class DoubleSparsity:
+class DoubleSparsity(MethodBase):
     name = MethodName.DOUBLE_SPARSITY.value
     description = "r calibrated channels from a contiguous label cache, then the k best rows"
     source = "Yang et al., Double Sparsity, arXiv 2408.07092"
@@ -48,18 +48,16 @@ class DoubleSparsity:
     def default_settings(self, model, seq) -> dict:
         return self.settings_for_compression(model, seq, 1 / 8)
 
-    def settings_for_compression(self, model, seq, compression, label_format: str = "kv", kv_bytes: int = 2) -> dict:
+    def settings_for_compression(self, model, seq, compression, label_format: str = CopyFormat.KV.value, kv_bytes: int = 2) -> dict:
         r = clamp(model.head_dim * compression, 1, model.head_dim)
         frac = label_bytes(seq, r, label_format, kv_bytes) / (2 * seq * model.head_dim * kv_bytes)
         k = clamp(seq * (compression - frac), 1, seq)
         return self.check(model, seq, {"r": r, "k": k, "label_format": label_format})
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        out = {"r": positive_int(settings, "r", 1, model.head_dim, self.name) if "r" in settings
-               else max(1, model.head_dim // 8),
-               "k": positive_int(settings, "k", 1, seq, self.name) if "k" in settings else max(1, seq // 16),
-               "label_format": str(settings.get("label_format", "kv")).lower()}
+    def settings_from(self, model, seq, given) -> dict:
+        out = {"r": self.integer(given, "r", 1, model.head_dim, max(1, model.head_dim // 8)),
+               "k": self.integer(given, "k", 1, seq, max(1, seq // 16)),
+               "label_format": str(given.get("label_format", CopyFormat.KV.value)).lower()}
         if out["label_format"] not in LABEL_FORMATS:
             raise UserError(f"double-sparsity: label_format must be one of {', '.join(LABEL_FORMATS)}, "
                             f"got {out['label_format']!r}")
@@ -73,28 +71,23 @@ class DoubleSparsity:
     def attention_phases(self, w, s):
         sh = ib.Shape.of(w)
         fmt = s["label_format"]
-        labels = [Access(STREAM, sh.kv_instances, label_bytes(sh.seq, s["r"], fmt, sh.elem)
-                         - (0 if fmt == "kv" else s["r"] * math.ceil(sh.seq / LABEL_BLOCK) * SCALE_BYTES),
+        labels = [Access(Pattern.STREAM, sh.kv_instances, label_bytes(sh.seq, s["r"], fmt, sh.elem)
+                         - (0 if fmt == CopyFormat.KV else s["r"] * math.ceil(sh.seq / LABEL_BLOCK) * SCALE_BYTES),
                          what=f"label cache ({fmt})")]
-        if fmt != "kv":
-            labels.append(Access(STREAM, sh.kv_instances, s["r"] * math.ceil(sh.seq / LABEL_BLOCK) * SCALE_BYTES,
+        if fmt != CopyFormat.KV:
+            labels.append(Access(Pattern.STREAM, sh.kv_instances, s["r"] * math.ceil(sh.seq / LABEL_BLOCK) * SCALE_BYTES,
                                  what="label scales"))
         return [
             Phase("labels", (ib.read_q(sh), *labels),
-                  flops=(2 * s["r"] + SCORE_OPS) * sh.seq * sh.q_instances, launches=w.model.layers),
-            Phase("attend", (ib.gather_rows(sh, "K", rows=s["k"]), ib.gather_rows(sh, "V", rows=s["k"]),
-                             ib.write_out(sh)),
-                  flops=(4 * sh.head_dim + SCORE_OPS) * s["k"] * sh.q_instances, launches=w.model.layers),
-            ib.cache_append(sh, "once"),
+                  flops=(2 * s["r"] + ib.SCORE_OPS) * sh.seq * sh.q_instances, launches=w.model.layers),
+            attend(sh, s["k"], chosen_rows(sh, s["k"]), w.model.layers),
+            ib.cache_append(sh, StoreK.ONCE),
         ]
 
     def kv_bytes_per_sequence(self, model, seq, kv_dtype, s) -> int:
         from sparq_sim import dtypes
         lab = label_bytes(seq, s["r"], s["label_format"], dtypes.nbytes(kv_dtype))
         return dense_kv_bytes_per_sequence(model, seq, kv_dtype) + model.layers * model.kv_heads * lab
-
-    def fixed_bytes(self, model, kv_dtype, s) -> int:
-        return 0
 
 
 METHOD = DoubleSparsity()

@@ -11,22 +11,17 @@ from __future__ import annotations
 
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
-from sparq_sim.methods.base import (Knob, MethodName, clamp, dense_kv_bytes_per_sequence, per_step,
-                                    positive_int, unknown_knobs)
+from sparq_sim.methods.base import Knob, MethodBase, MethodName, clamp, per_step
+from sparq_sim.registry import StoreK
 from sparq_sim.traffic import Phase
 
-SCORE_OPS = 5
 
-
-class FlexGen:
+class FlexGen(MethodBase):
     name = MethodName.FLEXGEN.value
     description = "exact scores over all K, then the k best rows of V"
     source = "Sheng et al., FlexGen, ICML 2023, arXiv 2303.06865"
     knobs = (Knob("k", "rows of V read", "S/16", "assumed: the SparQ paper's k = S/16 at 1/8"),)
     keeps_whole_cache = True
-
-    def default_settings(self, model, seq) -> dict:
-        return self.check(model, seq, {"k": max(1, seq // 16)})
 
     def settings_for_compression(self, model, seq, compression) -> dict:
         if compression < 0.5:
@@ -34,9 +29,8 @@ class FlexGen:
                             f"compression {compression:.4g} (below 1/2)")
         return self.check(model, seq, {"k": clamp(seq * (2 * compression - 1), 1, seq)})
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        return {"k": positive_int(settings, "k", 1, seq, self.name) if "k" in settings else max(1, seq // 16)}
+    def settings_from(self, model, seq, given) -> dict:
+        return {"k": self.integer(given, "k", 1, seq, max(1, seq // 16))}
 
     def ideal_bytes(self, w, s) -> int:
         d = w.model.head_dim
@@ -47,17 +41,11 @@ class FlexGen:
         k = s["k"]
         return [
             Phase("scores", (ib.read_q(sh), ib.stream_all(sh, "K")),
-                  flops=(2 * sh.head_dim + SCORE_OPS) * sh.seq * sh.q_instances, launches=w.model.layers),
+                  flops=(2 * sh.head_dim + ib.SCORE_OPS) * sh.seq * sh.q_instances, launches=w.model.layers),
             Phase("top_v", (ib.gather_rows(sh, "V", rows=k), ib.write_out(sh)),
                   flops=2.0 * sh.head_dim * k * sh.q_instances, launches=w.model.layers),
-            ib.cache_append(sh, "once"),
+            ib.cache_append(sh, StoreK.ONCE),
         ]
-
-    def kv_bytes_per_sequence(self, model, seq, kv_dtype, s) -> int:
-        return dense_kv_bytes_per_sequence(model, seq, kv_dtype)
-
-    def fixed_bytes(self, model, kv_dtype, s) -> int:
-        return 0
 
 
 METHOD = FlexGen()

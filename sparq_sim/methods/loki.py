@@ -16,14 +16,12 @@ Compression C: r = d_h*C, k = S*C/2 (as SparQ).
 from __future__ import annotations
 
 from sparq_sim.implementations import base as ib
-from sparq_sim.methods.base import (Knob, MethodName, clamp, dense_kv_bytes_per_sequence, per_step, positive_int,
-                                    unknown_knobs)
-from sparq_sim.traffic import GATHER, STREAM, Access, Phase
-
-SCORE_OPS = 5
+from sparq_sim.methods.base import Knob, MethodBase, MethodName, attend, chosen_rows, clamp, per_step
+from sparq_sim.registry import StoreK
+from sparq_sim.traffic import Access, Pattern, Phase
 
 
-class Loki:
+class Loki(MethodBase):
     name = MethodName.LOKI.value
     description = "first r PCA-rotated key dimensions (contiguous prefix), then the k best rows"
     source = "Singhania et al., Loki, NeurIPS 2024, arXiv 2406.02542"
@@ -33,18 +31,13 @@ class Loki:
     )
     keeps_whole_cache = True
 
-    def default_settings(self, model, seq) -> dict:
-        return self.check(model, seq, {"r": max(1, model.head_dim // 4), "k": max(1, seq // 4)})
-
     def settings_for_compression(self, model, seq, compression) -> dict:
         return self.check(model, seq, {"r": clamp(model.head_dim * compression, 1, model.head_dim),
                                        "k": clamp(seq * compression / 2, 1, seq)})
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        return {"r": positive_int(settings, "r", 1, model.head_dim, self.name) if "r" in settings
-                else max(1, model.head_dim // 4),
-                "k": positive_int(settings, "k", 1, seq, self.name) if "k" in settings else max(1, seq // 4)}
+    def settings_from(self, model, seq, given) -> dict:
+        return {"r": self.integer(given, "r", 1, model.head_dim, max(1, model.head_dim // 4)),
+                "k": self.integer(given, "k", 1, seq, max(1, seq // 4))}
 
     def projection_bytes(self, model, kv_bytes: int) -> int:
         return model.layers * model.kv_heads * model.head_dim ** 2 * kv_bytes
@@ -57,20 +50,15 @@ class Loki:
     def attention_phases(self, w, s):
         sh = ib.Shape.of(w)
         m = w.model
-        proj = Access(STREAM, m.layers * m.kv_heads, m.head_dim * sh.row, what="PCA projections")
-        prefix = Access(GATHER, sh.kv_instances * sh.seq, s["r"] * sh.elem, row_bytes=sh.row, what="K prefix")
+        proj = Access(Pattern.STREAM, m.layers * m.kv_heads, m.head_dim * sh.row, what="PCA projections")
+        prefix = Access(Pattern.GATHER, sh.kv_instances * sh.seq, s["r"] * sh.elem, row_bytes=sh.row, what="K prefix")
         return [
             Phase("project_and_score", (ib.read_q(sh), proj, prefix),
-                  flops=(2 * s["r"] + SCORE_OPS) * sh.seq * sh.q_instances + 2.0 * m.head_dim ** 2 * sh.q_instances,
+                  flops=(2 * s["r"] + ib.SCORE_OPS) * sh.seq * sh.q_instances + 2.0 * m.head_dim ** 2 * sh.q_instances,
                   launches=m.layers),
-            Phase("attend", (ib.gather_rows(sh, "K", rows=s["k"]), ib.gather_rows(sh, "V", rows=s["k"]),
-                             ib.write_out(sh)),
-                  flops=(4 * sh.head_dim + SCORE_OPS) * s["k"] * sh.q_instances, launches=m.layers),
-            ib.cache_append(sh, "once"),
+            attend(sh, s["k"], chosen_rows(sh, s["k"]), m.layers),
+            ib.cache_append(sh, StoreK.ONCE),
         ]
-
-    def kv_bytes_per_sequence(self, model, seq, kv_dtype, s) -> int:
-        return dense_kv_bytes_per_sequence(model, seq, kv_dtype)
 
     def fixed_bytes(self, model, kv_dtype, s) -> int:
         from sparq_sim import dtypes

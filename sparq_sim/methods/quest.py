@@ -21,15 +21,14 @@ import math
 from sparq_sim import dtypes
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
-from sparq_sim.methods.base import (Knob, MethodName, dense_kv_bytes_per_sequence, per_step, positive_int,
-                                    unknown_knobs)
-from sparq_sim.traffic import GATHER, STREAM, Access, Phase
+from sparq_sim.methods.base import Knob, MethodBase, MethodName, attend, dense_kv_bytes_per_sequence, per_step
+from sparq_sim.registry import StoreK
+from sparq_sim.traffic import Access, Pattern, Phase
 
-SCORE_OPS = 5
 DEFAULT_PAGE, DEFAULT_BUDGET = 16, 2048
 
 
-class Quest:
+class Quest(MethodBase):
     name = MethodName.QUEST.value
     description = "per-page min/max key bounds, then the best pages whole up to a token budget"
     source = "Tang et al., Quest, ICML 2024, arXiv 2406.10774"
@@ -40,10 +39,6 @@ class Quest:
     )
     keeps_whole_cache = True
 
-    def default_settings(self, model, seq) -> dict:
-        page = min(DEFAULT_PAGE, seq)
-        return self.check(model, seq, {"page": page, "budget": min(DEFAULT_BUDGET, seq // page * page)})
-
     def settings_for_compression(self, model, seq, compression) -> dict:
         page = min(DEFAULT_PAGE, seq)
         budget = math.floor(seq * (compression - 1 / page) / page) * page
@@ -52,11 +47,9 @@ class Quest:
                             f"traffic: it cannot reach compression {compression:.4g} with P = {page}")
         return self.check(model, seq, {"page": page, "budget": min(budget, seq // page * page)})
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        page = positive_int(settings, "page", 1, seq, self.name) if "page" in settings else min(DEFAULT_PAGE, seq)
-        budget = positive_int(settings, "budget", 1, seq, self.name) if "budget" in settings \
-            else min(DEFAULT_BUDGET, seq // page * page)
+    def settings_from(self, model, seq, given) -> dict:
+        page = self.integer(given, "page", 1, seq, min(DEFAULT_PAGE, seq))
+        budget = self.integer(given, "budget", 1, seq, min(DEFAULT_BUDGET, seq // page * page))
         if budget % page or budget < page:
             raise UserError(f"quest: budget {budget} must be a whole number of pages of {page} (at least one)")
         return {"page": page, "budget": budget}
@@ -68,24 +61,20 @@ class Quest:
     def attention_phases(self, w, s):
         sh = ib.Shape.of(w)
         pages, chosen = math.ceil(sh.seq / s["page"]), s["budget"] // s["page"]
-        page_bytes = s["page"] * sh.row
+        page_bytes, layers = s["page"] * sh.row, w.model.layers
+        bounds = Access(Pattern.STREAM, 2 * sh.kv_instances, pages * sh.row, what="page min/max keys")
+        chosen_pages = (Access(Pattern.GATHER, sh.kv_instances * chosen, page_bytes, what="K pages"),
+                        Access(Pattern.GATHER, sh.kv_instances * chosen, page_bytes, what="V pages"))
         return [
-            Phase("page_bounds", (ib.read_q(sh), Access(STREAM, 2 * sh.kv_instances, pages * sh.row,
-                                                        what="page min/max keys")),
-                  flops=(4 * sh.head_dim + SCORE_OPS) * pages * sh.q_instances, launches=w.model.layers),
-            Phase("attend_pages", (Access(GATHER, sh.kv_instances * chosen, page_bytes, what="K pages"),
-                                   Access(GATHER, sh.kv_instances * chosen, page_bytes, what="V pages"),
-                                   ib.write_out(sh)),
-                  flops=(4 * sh.head_dim + SCORE_OPS) * s["budget"] * sh.q_instances, launches=w.model.layers),
-            ib.cache_append(sh, "once"),
+            Phase("page_bounds", (ib.read_q(sh), bounds),
+                  flops=(4 * sh.head_dim + ib.SCORE_OPS) * pages * sh.q_instances, launches=layers),
+            attend(sh, s["budget"], chosen_pages, layers, name="attend_pages"),
+            ib.cache_append(sh, StoreK.ONCE),
         ]
 
     def kv_bytes_per_sequence(self, model, seq, kv_dtype, s) -> int:
         meta = model.layers * model.kv_heads * 2 * model.head_dim * math.ceil(seq / s["page"]) * dtypes.nbytes(kv_dtype)
         return dense_kv_bytes_per_sequence(model, seq, kv_dtype) + meta
-
-    def fixed_bytes(self, model, kv_dtype, s) -> int:
-        return 0
 
 
 METHOD = Quest()

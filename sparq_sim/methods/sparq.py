@@ -30,15 +30,16 @@ import math
 from sparq_sim import capacity
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base as ib
-from sparq_sim.methods.base import FORMAT_BITS, SCALE_BYTES, Knob, MethodName, positive_int, unknown_knobs
-from sparq_sim.traffic import STREAM, Access, Phase, ideal_attention_bytes
+from sparq_sim.methods.base import FORMAT_BITS, SCALE_BYTES, CopyFormat, Knob, MethodBase, MethodName, positive_int
+from sparq_sim.registry import StoreK
+from sparq_sim.traffic import Access, Pattern, Phase, ideal_attention_bytes
 from sparq_sim.workload import Workload, settings_for_compression
 
-KT_FORMATS = ("kv", "int8", "int4")
+KT_FORMATS = tuple(f.value for f in CopyFormat)
 DEFAULT_KT_BLOCK = 64
 
 
-class SparQ:
+class SparQ(MethodBase):
     name = MethodName.SPARQ.value
     description = "r query components of every key, then the k best rows of K and V"
     source = "Ribar et al., SparQ Attention, ICML 2024, arXiv 2312.04985"
@@ -64,18 +65,15 @@ class SparQ:
         r, k = settings_for_compression(model.head_dim, seq, compression)
         return self.check(model, seq, {"r": r, "k": k})
 
-    def check(self, model, seq, settings) -> dict:
-        unknown_knobs(self, settings)
-        out = {"r": positive_int(settings, "r", 1, model.head_dim, self.name) if "r" in settings
-               else settings_for_compression(model.head_dim, seq, 1 / 8)[0],
-               "k": positive_int(settings, "k", 1, seq, self.name) if "k" in settings
-               else settings_for_compression(model.head_dim, seq, 1 / 8)[1]}
-        out["local_window"] = int(settings.get("local_window", 0))
-        out["store_k"] = str(settings.get("store_k", "twice"))
-        out["kt_format"] = str(settings.get("kt_format", "kv")).lower()
-        out["kt_block"] = positive_int({"kt_block": settings.get("kt_block", DEFAULT_KT_BLOCK)},
+    def settings_from(self, model, seq, given) -> dict:
+        r, k = settings_for_compression(model.head_dim, seq, 1 / 8)
+        out = {"r": self.integer(given, "r", 1, model.head_dim, r), "k": self.integer(given, "k", 1, seq, k)}
+        out["local_window"] = int(given.get("local_window", 0))
+        out["store_k"] = str(given.get("store_k", StoreK.TWICE.value))
+        out["kt_format"] = str(given.get("kt_format", CopyFormat.KV.value)).lower()
+        out["kt_block"] = positive_int({"kt_block": given.get("kt_block", DEFAULT_KT_BLOCK)},
                                        "kt_block", 1, None, self.name)
-        realloc = settings.get("reallocate", True)
+        realloc = given.get("reallocate", True)
         if isinstance(realloc, str):
             if realloc.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise UserError(f"sparq: reallocate must be true or false, got {realloc!r}")
@@ -83,9 +81,9 @@ class SparQ:
         out["reallocate"] = bool(realloc)
         if out["kt_format"] not in KT_FORMATS:
             raise UserError(f"sparq: kt_format must be one of {', '.join(KT_FORMATS)}, got {out['kt_format']!r}")
-        if out["store_k"] not in ("once", "twice"):
+        if out["store_k"] not in tuple(StoreK):
             raise UserError(f"sparq: store_k must be once or twice, got {out['store_k']!r}")
-        if out["store_k"] == "once" and out["kt_format"] != "kv":
+        if out["store_k"] == StoreK.ONCE and out["kt_format"] != CopyFormat.KV:
             raise UserError("sparq: kt_format int8/int4 is a format of the second K copy; it needs store_k = twice")
         if not 0 <= out["local_window"] <= out["k"]:
             raise UserError(f"sparq: local_window {out['local_window']} must be between 0 and k = {out['k']}")
@@ -100,14 +98,14 @@ class SparQ:
     @staticmethod
     def step1_kt_bytes(seq: int, r: int, fmt: str, block: int, kv_bytes: int) -> int:
         """Bytes step 1 reads from K_t per KV head: r runs of S elements, plus their scales."""
-        if fmt == "kv":
+        if fmt == CopyFormat.KV:
             return seq * r * kv_bytes
         return r * (math.ceil(seq * FORMAT_BITS[fmt] / 8) + math.ceil(seq / block) * SCALE_BYTES)
 
     def ideal_bytes(self, w, s) -> int:
         ws = self.workload(w, s)
-        total = ideal_attention_bytes(ws, "sparq")
-        if s["kt_format"] == "kv":
+        total = ideal_attention_bytes(ws, MethodName.SPARQ)
+        if s["kt_format"] == CopyFormat.KV:
             return total
         m = w.model
         per_kv = self.step1_kt_bytes(w.seq, s["r"], s["kt_format"], s["kt_block"], w.kv_bytes) \
@@ -117,28 +115,25 @@ class SparQ:
     def attention_phases(self, w, s):
         from sparq_sim.implementations import get_implementation
         ws = self.workload(w, s)
-        phases = get_implementation("ideal").attention_phases(ws, "sparq")
-        if s["kt_format"] == "kv":
+        phases = get_implementation("ideal").attention_phases(ws, MethodName.SPARQ)
+        if s["kt_format"] == CopyFormat.KV:
             return phases
         shape = ib.Shape.of(ws)
         fmt, block = s["kt_format"], s["kt_block"]
         runs = shape.kv_instances * shape.r
         step1 = phases[0]
         accesses = (ib.read_q(shape),
-                    Access(STREAM, runs, math.ceil(shape.seq * FORMAT_BITS[fmt] / 8), what=f"K_t ({fmt})"),
-                    Access(STREAM, runs, math.ceil(shape.seq / block) * SCALE_BYTES, what="K_t scales"))
+                    Access(Pattern.STREAM, runs, math.ceil(shape.seq * FORMAT_BITS[fmt] / 8), what=f"K_t ({fmt})"),
+                    Access(Pattern.STREAM, runs, math.ceil(shape.seq / block) * SCALE_BYTES, what="K_t scales"))
         return [Phase(step1.name, accesses, flops=step1.flops, launches=step1.launches)] + phases[1:]
 
     def kv_bytes_per_sequence(self, model, seq, kv_dtype, s) -> int:
-        state = capacity.state_bytes_per_sequence(model, "sparq", s["reallocate"])
-        if s["kt_format"] == "kv":
-            return capacity.kv_bytes_per_token(model, kv_dtype, "sparq", s["store_k"]) * seq + state
-        dense = capacity.kv_bytes_per_token(model, kv_dtype, "dense") * seq
+        state = capacity.state_bytes_per_sequence(model, MethodName.SPARQ, s["reallocate"])
+        if s["kt_format"] == CopyFormat.KV:
+            return capacity.kv_bytes_per_token(model, kv_dtype, MethodName.SPARQ, s["store_k"]) * seq + state
+        dense = capacity.kv_bytes_per_token(model, kv_dtype, MethodName.DENSE) * seq
         per_component = self.step1_kt_bytes(seq, 1, s["kt_format"], s["kt_block"], 0)
         return dense + model.layers * model.kv_heads * model.head_dim * per_component + state
-
-    def fixed_bytes(self, model, kv_dtype, s) -> int:
-        return 0
 
 
 METHOD = SparQ()

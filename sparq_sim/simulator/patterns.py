@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
+from sparq_sim.traffic import Pattern
 
 RANDOM_REGION = 1 << 36   # bytes over which random row gathers are spread
 
@@ -74,11 +74,11 @@ def _lines_of_pieces(starts: np.ndarray, size: int, g: int):
 def _chunk(access, cfg, rng, p0: int, p1: int):
     """Requests of pieces p0..p1-1 (runs' lines for streams): addresses and index within piece."""
     g = cfg.request_bytes
-    if access.pattern == STREAM:
+    if access.pattern == Pattern.STREAM:
         per_run = math.ceil(access.size / g)
         j = np.arange(p0, p1, dtype=np.int64)
         return j * g, j % per_run, j // per_run
-    if access.pattern == GATHER:
+    if access.pattern == Pattern.GATHER:
         idx = np.arange(p0, p1, dtype=np.int64)
         if access.row_bytes:
             starts = idx * access.row_bytes
@@ -105,7 +105,7 @@ def _chunk(access, cfg, rng, p0: int, p1: int):
 
 def pieces_of(access, cfg) -> int:
     """Number of generation steps of the whole pattern (lines for streams, pieces otherwise)."""
-    if access.pattern == STREAM:
+    if access.pattern == Pattern.STREAM:
         return access.count * math.ceil(access.size / cfg.request_bytes)
     return access.count
 
@@ -115,7 +115,7 @@ def make_slice(access, cfg, n_sub: int, target: int, seed: int) -> Slice:
     rng = np.random.default_rng(seed)
     total_pieces = pieces_of(access, cfg)
     est_per_piece = max(1.0, access.moved_bytes(cfg.request_bytes) / cfg.request_bytes / max(1, access.count))
-    if access.pattern == STREAM:
+    if access.pattern == Pattern.STREAM:
         est_per_piece = 1.0
     share = n_sub / cfg.channels
     parts = {"channel": [], "bank": [], "row": [], "demand": [], "piece": []}
@@ -132,7 +132,7 @@ def make_slice(access, cfg, n_sub: int, target: int, seed: int) -> Slice:
             # stop at the piece that holds the target-th kept request
             cut = idx[target - kept - 1] + 1
             piece_end = cut
-            if access.pattern == STREAM:
+            if access.pattern == Pattern.STREAM:
                 n_pieces_used = cut
             else:
                 while piece_end < len(within) and within[piece_end] != 0:
@@ -153,7 +153,7 @@ def make_slice(access, cfg, n_sub: int, target: int, seed: int) -> Slice:
         parts["piece"].append(piece[sel])
         kept += len(sel)
     complete = p >= total_pieces
-    if access.pattern == STREAM:
+    if access.pattern == Pattern.STREAM:
         total_requests = float(total_pieces)
     elif complete:
         total_requests = float(generated)

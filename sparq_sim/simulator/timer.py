@@ -19,6 +19,7 @@ from functools import lru_cache
 from sparq_sim.simulator.config import DramConfig, dram_config
 from sparq_sim.timing.result import PhaseTime, classify
 from sparq_sim.timing.roofline import RooflineTimer
+from sparq_sim.traffic import Pattern
 
 SLICE_REQUESTS = 4000   # requests simulated per access (the slice)
 HEAD_FRACTION = 0.2     # first part of the slice: fill latency, excluded from the steady rate
@@ -75,7 +76,7 @@ def simulate_access(cfg: DramConfig, access, seed: int = 0, target: int = SLICE_
     max_req = max(1, round(cfg.max_requests * share))
     max_dem = max(1, round(cfg.max_demand * share))
     limited = cfg.max_pieces < cfg.max_requests
-    lines_per_piece = sl.generated_requests / max(1, sl.generated_pieces) if access.pattern != "stream" \
+    lines_per_piece = sl.generated_requests / max(1, sl.generated_pieces) if access.pattern != Pattern.STREAM \
         else math.ceil(access.size / g)
     pieces = cfg.max_pieces / (1.0 + cfg.piece_line_cost * (lines_per_piece - 1.0))
     res = engine.simulate(cfg, sl.channel, sl.bank, sl.row, sl.demand, sl.write, n_sub, max_req, max_dem,

@@ -6,11 +6,11 @@ time the same phases, so their answers can be compared phase by phase.
 
 from __future__ import annotations
 
-import importlib
 from typing import Protocol, runtime_checkable
 
-from sparq_sim.errors import UserError
+from sparq_sim.registry import Registry
 from sparq_sim.timing.result import PhaseTime
+
 
 @runtime_checkable
 class Timer(Protocol):
@@ -23,27 +23,20 @@ class Timer(Protocol):
 
 
 # name -> "module:Class"; imported only when asked for, so the default path stays light.
-TIMERS = {
+TIMERS: Registry[type] = Registry("timing", {
     "roofline": "sparq_sim.timing.roofline:RooflineTimer",
     "sim": "sparq_sim.simulator.timer:SimulatedTimer",
     "calibrated": "sparq_sim.calibration.timer:CalibratedTimer",
-}
+})
 DEFAULT_TIMER = "roofline"
 
 
-def get_timer(name: str, device, **options):
+def get_timer(name: str, device, **options) -> Timer:
     """Build the timer called `name` for `device`."""
-    key = str(name).strip().lower()
-    if key not in TIMERS:
-        raise UserError(f"unknown timing {name!r}: choose from {', '.join(TIMERS)}")
-    module_name, class_name = TIMERS[key].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise UserError(f"timing {key!r} is not available in this installation") from None
-        raise
-    return getattr(module, class_name)(device, **options)
+    timer = TIMERS.get(name)(device, **options)
+    if not isinstance(timer, Timer):
+        raise TypeError(f"timing {TIMERS.key(name)!r} does not build a Timer")
+    return timer
 
 
 def timer_for(impl, timing: str | None, device):

@@ -41,6 +41,14 @@ def parse_fraction(text: str | float, what: str = "compression") -> float:
     return value
 
 
+def parse_int(text: str | int, what: str) -> int:
+    """Parse a plain integer (its range is the caller's to check)."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise UserError(f"bad {what} {text!r}: expected an integer") from None
+
+
 def parse_positive_int(text: str | int, what: str, maximum: int | None = None) -> int:
     """Parse a plain integer that must be at least 1 (and at most `maximum` where given)."""
     try:

@@ -11,10 +11,6 @@ HELP = "capacity planning: KV memory, max batch and tokens/s for dense and SparQ
 ORDER = 30
 
 
-def add_dtype_arguments(parser) -> None:
-    _args.add_storage_arguments(parser.add_argument_group("storage"))
-
-
 def parse_compressions(text):
     from sparq_sim.units import parse_fraction, parse_list
     return None if text is None else parse_list(text, parse_fraction, "--compression")
@@ -22,7 +18,7 @@ def parse_compressions(text):
 
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
-    parser.add_argument("--seq", required=True, help="sequence length S (e.g. 32k)")
+    _args.add_seq_argument(parser)
     parser.add_argument("--compression", metavar="C[,C...]",
                         help="SparQ compressions to report and to search for the best configuration, "
                              "e.g. 1/8 or 1/4,1/8 (default: report 1/8, search 1/2,1/4,1/8,1/16)")
@@ -39,7 +35,7 @@ def add_arguments(parser) -> None:
     slo.add_argument("--ttft-slo", metavar="TIME", help="time-to-first-token target, e.g. 2s (with --tpot-slo)")
     slo.add_argument("--gpu-hour-cost", metavar="USD", help="price of one GPU-hour, e.g. 2.5: adds $ per "
                      "million output tokens (with --tpot-slo)")
-    add_dtype_arguments(parser)
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)

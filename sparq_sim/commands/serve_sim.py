@@ -32,15 +32,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--duration", default="600", help="simulated seconds of arrivals (default 600)")
     parser.add_argument("--seed", default="1", help="seed of the arrivals (default 1)")
     parser.add_argument("--tp", default="1", help="tensor-parallel degree (default 1)")
-    parser.add_argument("--compression", help="SparQ compression, e.g. 1/8 (default 1/8)")
+    _args.add_compression_argument(parser)
     parser.add_argument("--max-batch", dest="max_batch", help="cap on the decode batch (default: KV memory only)")
     parser.add_argument("--ttft-slo", default="2s", help="TTFT target for goodput (default 2s)")
     parser.add_argument("--tpot-slo", default="50ms", help="TPOT target for goodput (default 50ms)")
     parser.add_argument("--out", metavar="FILE.csv|FILE.json", help="also write one row per rate and method")
     from sparq_sim.commands.sweep import add_parallel_arguments
     add_parallel_arguments(parser)
-    add_storage = _args.add_storage_arguments
-    add_storage(parser.add_argument_group("storage"))
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)

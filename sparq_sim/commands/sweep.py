@@ -49,7 +49,6 @@ def parse_k_spec(text: str, what: str = "--k"):
 
 
 def add_arguments(parser) -> None:
-    from sparq_sim.commands.plan import add_dtype_arguments
     parser.add_argument("--hw", required=True, metavar="NAME[,NAME...]", help="devices, comma-separated")
     parser.add_argument("--seq", required=True, help="sequence lengths: 4k..128k (powers of two) or a list")
     parser.add_argument("--r", default="16", help="query components kept, comma-separated (default 16)")
@@ -62,7 +61,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--metric", choices=("step", "attention"), default="step",
                         help="speedup shown in the heatmap (default step)")
     add_parallel_arguments(parser)
-    add_dtype_arguments(parser)
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     from sparq_sim.commands import _methods

@@ -128,6 +128,11 @@ def sparq_values(args, names=None) -> dict:
     return values
 
 
+def storage_values(args, names=STORAGE) -> dict:
+    """The parsed storage flags (Workload's fields in `names`)."""
+    return config_flags.parsed(Workload, args, names)
+
+
 def workload_from_args(args, seq: int | None = None) -> Workload:
     """A validated Workload from the shared flags (`seq` overrides --seq for sweeps)."""
     model = model_from_args(args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
@@ -122,28 +122,83 @@ def add_parallel_arguments(parser) -> None:
                              "(needs the distributed extra)")
 
 
-def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage, *, workers=None,
-               cluster=None) -> tuple[list[dict], list[str]]:
-    """One row per valid combination; notes for the skipped ones. The (device, model, S) chunks
-    run in local processes (`workers`, default all cores) or on a Dask cluster (`cluster`)."""
+@dataclass(frozen=True)
+class SweepGrid:
+    """The combinations a sweep predicts: every device x model x S x batch x r x k."""
+
+    devices: tuple
+    models: tuple
+    seqs: tuple
+    batches: tuple
+    rs: tuple
+    ks: tuple                # (label, k as a function of S), as parse_k_spec gives them
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every point of a sweep shares: the implementation model, the timing and the storage
+    (Workload's kv_dtype, weight_dtype, store_k and reallocate)."""
+
+    implementation: object
+    timing: str | None = None
+    storage: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One predicted point: dense against SparQ (a row of the CSV or JSON, in this order)."""
+
+    hardware: str
+    model: str
+    implementation: str
+    timing: str
+    seq: int
+    batch: int
+    r: int
+    k: int
+    k_setting: str
+    compression: float
+    dense_attention_s: float
+    sparq_attention_s: float
+    attention_speedup: float
+    dense_step_s: float
+    sparq_step_s: float
+    step_speedup: float
+    dense_attention_bytes: float
+    sparq_attention_bytes: float
+    dense_tokens_per_s: float
+    sparq_tokens_per_s: float
+    dense_bound: str
+    sparq_bound: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sweep_rows(grid: SweepGrid, settings: SweepSettings, *, workers=None,
+               cluster=None) -> tuple[list[SweepRow], list[str]]:
+    """One row per valid combination; notes for those Workload refuses. The (device, model, S)
+    chunks run in local processes (`workers`, default all cores) or on a Dask cluster (`cluster`)."""
     from sparq_sim.executors import map_points
+    from sparq_sim.workload import Workload, WorkloadError
 
     chunks, notes = [], []
-    for device in devices:
-        for model in models:
-            for s in seqs:
-                combos = []
-                for b in batches:
-                    for r in rs:
-                        for k_label, k_of in ks:
-                            k = k_of(s)
-                            if k > s or r > model.head_dim:
+    for device in grid.devices:
+        for model in grid.models:
+            for s in grid.seqs:
+                points = []
+                for b in grid.batches:
+                    for r in grid.rs:
+                        for k_label, k_of in grid.ks:
+                            try:
+                                w = Workload(model=model, seq=s, batch=b, r=r, k=k_of(s), **settings.storage)
+                            except WorkloadError as exc:
                                 notes.append(f"skipped {device.name} {model.name} S={s} r={r} k={k_label}: "
-                                             + ("k exceeds S" if k > s else f"r exceeds d_h = {model.head_dim}"))
+                                             f"{exc.reason}")
                                 continue
-                            combos.append((b, r, k, k_label))
-                if combos:
-                    chunks.append(SweepChunk(device, model, s, tuple(combos), impl, timing, tuple(storage.items())))
+                            points.append((w, k_label))
+                if points:
+                    chunks.append(SweepChunk(device, tuple(points), settings.implementation, settings.timing))
     results = map_points(sweep_chunk, chunks, workers=workers, cluster=cluster, desc="sweep")
     return [row for rows in results for row in rows], notes
 
@@ -153,38 +208,29 @@ class SweepChunk:
     """The sweep points of one device, model and S (picklable, for worker processes)."""
 
     device: object
-    model: object
-    seq: int
-    combos: tuple          # (batch, r, k, k label)
+    points: tuple          # (Workload, k label)
     impl: object
-    timing: str
-    storage: tuple
+    timing: str | None
 
 
-def sweep_chunk(chunk: SweepChunk) -> list[dict]:
+def sweep_chunk(chunk: SweepChunk) -> list[SweepRow]:
     from sparq_sim.predict import predict
     from sparq_sim.timing import timer_for
-    from sparq_sim.workload import Workload
 
     timer = timer_for(chunk.impl, chunk.timing, chunk.device)
-    rows, s = [], chunk.seq
-    for b, r, k, k_label in chunk.combos:
-        w = Workload(model=chunk.model, seq=s, batch=b, r=r, k=k, **dict(chunk.storage))
+    rows = []
+    for w, k_label in chunk.points:
         p = predict(w, chunk.device, chunk.impl, timer=timer)
-        rows.append({
-            "hardware": chunk.device.name, "model": chunk.model.name, "implementation": p.implementation,
-            "timing": p.timing, "seq": s, "batch": b, "r": r, "k": k,
-            "k_setting": k_label, "compression": w.compression,
-            "dense_attention_s": p.dense.attention.time_s,
-            "sparq_attention_s": p.sparq.attention.time_s,
-            "attention_speedup": p.speedup["attention"],
-            "dense_step_s": p.dense.step.time_s, "sparq_step_s": p.sparq.step.time_s,
-            "step_speedup": p.speedup["step"],
-            "dense_attention_bytes": p.dense.attention.bytes,
-            "sparq_attention_bytes": p.sparq.attention.bytes,
-            "dense_tokens_per_s": b * p.dense.tokens_per_s,
-            "sparq_tokens_per_s": b * p.sparq.tokens_per_s,
-            "dense_bound": p.dense.step.bound, "sparq_bound": p.sparq.step.bound})
+        rows.append(SweepRow(
+            hardware=chunk.device.name, model=w.model.name, implementation=p.implementation,
+            timing=p.timing, seq=w.seq, batch=w.batch, r=w.r, k=w.k, k_setting=k_label,
+            compression=w.compression,
+            dense_attention_s=p.dense.attention.time_s, sparq_attention_s=p.sparq.attention.time_s,
+            attention_speedup=p.speedup["attention"],
+            dense_step_s=p.dense.step.time_s, sparq_step_s=p.sparq.step.time_s, step_speedup=p.speedup["step"],
+            dense_attention_bytes=p.dense.attention.bytes, sparq_attention_bytes=p.sparq.attention.bytes,
+            dense_tokens_per_s=w.batch * p.dense.tokens_per_s, sparq_tokens_per_s=w.batch * p.sparq.tokens_per_s,
+            dense_bound=p.dense.step.bound, sparq_bound=p.sparq.step.bound))
     return rows
 
 
@@ -237,11 +283,11 @@ def run(args) -> int:
     devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
     if not devices:
         raise UserError(f"bad --hw {args.hw!r}: no device named")
-    storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype, store_k=args.store_k,
-                   reallocate=args.reallocate)
+    grid = SweepGrid(tuple(devices), tuple(models), tuple(seqs), tuple(batches), tuple(rs), tuple(ks))
+    settings = SweepSettings(impl, args.timing, _args.storage_values(args))
     from sparq_sim.executors import parse_workers
-    rows, notes = sweep_rows(devices, models, seqs, rs, ks, batches, impl, args.timing, storage,
-                             workers=parse_workers(args.workers), cluster=args.cluster)
+    found, notes = sweep_rows(grid, settings, workers=parse_workers(args.workers), cluster=args.cluster)
+    rows = [row.to_dict() for row in found]
     return _write_results(rows, notes, out, plot, heatmap_panels(rows, args.metric) if rows else {},
                           f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
                           f"{args.timing or 'its default'} timing)")

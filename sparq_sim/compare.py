@@ -36,6 +36,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Comparison:
+    """Methods side by side on one device, model, S and batch: each one's Entry, and notes on what
+    was assumed or left out."""
+
     device: object
     model: object
     seq: int

@@ -33,7 +33,8 @@ class Flag:
     choices: tuple | None = None
     metavar: str | None = None
     dest: str | None = None                          # None: argparse's own, from the name
-    switch_off: bool = False                         # a store_false switch (a boolean that is on by default)
+    switch: str | None = None                        # "on": a store_true switch; "off": store_false
+                                                     # (a boolean field that is True by default)
 
     def value(self, raw):
         """The field value of what argparse holds (None stays None: not given, no default)."""
@@ -57,10 +58,10 @@ def flags(cls, names=None) -> dict[str, Flag]:
         default = spec.default
         if default is FROM_FIELD:
             default = f.default if f.default is not MISSING else None
-        switch_off = spec.switch_off or default is True
-        name = spec.name or ("--no-" if switch_off else "--") + f.name.replace("_", "-")
-        dest = spec.dest or (f.name if switch_off else name.lstrip("-").replace("-", "_"))
-        out[f.name] = replace(spec, name=name, default=default, dest=dest, switch_off=switch_off)
+        switch = spec.switch or ("off" if default is True else "on" if default is False else None)
+        name = spec.name or ("--no-" if switch == "off" else "--") + f.name.replace("_", "-")
+        dest = spec.dest or (f.name if switch == "off" else name.lstrip("-").replace("-", "_"))
+        out[f.name] = replace(spec, name=name, default=default, dest=dest, switch=switch)
     if names is not None and set(names) - set(out):
         raise KeyError(f"{cls.__name__} has no flag for {sorted(set(names) - set(out))}")
     return out
@@ -70,14 +71,20 @@ def add_flags(parser, cls, names=None, *, required=()) -> None:
     """Add the flags of `cls` (only the fields in `names` where given) to an argparse parser or
     group; the fields in `required` must be given."""
     for field_name, spec in flags(cls, names).items():
-        add_flag(parser, spec, required=field_name in required)
+        _add(parser, spec, field_name in required)
 
 
-def add_flag(parser, spec: Flag, *, required: bool = False) -> None:
-    """Add one complete Flag (as `flags` returns them, or one declared whole) to a parser or group."""
+def add_flag(parser, *specs: Flag, required: bool = False) -> None:
+    """Add complete Flags (as `flags` returns them, or declared whole with a name) to a parser or group."""
+    for spec in specs:
+        _add(parser, spec, required)
+
+
+def _add(parser, spec: Flag, required: bool) -> None:
     text = (spec.help() if callable(spec.help) else spec.help).replace("{default}", str(spec.default))
-    if spec.switch_off:
-        parser.add_argument(spec.name, dest=spec.dest, action="store_false", help=text)
+    if spec.switch:
+        action = "store_true" if spec.switch == "on" else "store_false"
+        parser.add_argument(spec.name, dest=spec.dest, action=action, help=text)
         return
     extra = {"choices": spec.choices} if spec.choices else {}
     if spec.metavar:

@@ -46,6 +46,8 @@ class MethodRequest:
 
 @dataclass(frozen=True)
 class RequestPrediction:
+    """`batch` equal requests of `prompt` tokens generating `generate`, dense against SparQ."""
+
     prompt: int
     generate: int
     batch: int

@@ -51,10 +51,7 @@ def parse_int(text: str | int, what: str) -> int:
 
 def parse_positive_int(text: str | int, what: str, maximum: int | None = None) -> int:
     """Parse a plain integer that must be at least 1 (and at most `maximum` where given)."""
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise UserError(f"bad {what} {text!r}: expected an integer") from None
+    value = parse_int(text, what)
     if value < 1:
         raise UserError(f"bad {what} {text!r}: must be at least 1")
     if maximum is not None and value > maximum:

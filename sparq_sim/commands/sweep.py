@@ -171,9 +171,6 @@ class SweepRow:
     dense_bound: str
     sparq_bound: str
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def sweep_rows(grid: SweepGrid, settings: SweepSettings, *, workers=None,
                cluster=None) -> tuple[list[SweepRow], list[str]]:
@@ -287,7 +284,7 @@ def run(args) -> int:
     settings = SweepSettings(impl, args.timing, _args.storage_values(args))
     from sparq_sim.executors import parse_workers
     found, notes = sweep_rows(grid, settings, workers=parse_workers(args.workers), cluster=args.cluster)
-    rows = [row.to_dict() for row in found]
+    rows = [asdict(row) for row in found]
     return _write_results(rows, notes, out, plot, heatmap_panels(rows, args.metric) if rows else {},
                           f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
                           f"{args.timing or 'its default'} timing)")

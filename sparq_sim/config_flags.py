@@ -49,7 +49,8 @@ def flag(name: str | None = None, parse=None, help="", **rest) -> dict:
 
 
 def flags(cls, names=None) -> dict[str, Flag]:
-    """Field name -> its Flag, complete (name, dest and default filled in), in field order."""
+    """Field name -> its Flag, complete (name, dest and default filled in), in the order of `names`
+    where given, else of the fields."""
     out = {}
     for f in fields(cls):
         spec = f.metadata.get(_KEY)
@@ -62,9 +63,11 @@ def flags(cls, names=None) -> dict[str, Flag]:
         name = spec.name or ("--no-" if switch == "off" else "--") + f.name.replace("_", "-")
         dest = spec.dest or (f.name if switch == "off" else name.lstrip("-").replace("-", "_"))
         out[f.name] = replace(spec, name=name, default=default, dest=dest, switch=switch)
-    if names is not None and set(names) - set(out):
+    if names is None:
+        return out
+    if set(names) - set(out):
         raise KeyError(f"{cls.__name__} has no flag for {sorted(set(names) - set(out))}")
-    return out
+    return {name: out[name] for name in names}
 
 
 def add_flags(parser, cls, names=None, *, required=()) -> None:

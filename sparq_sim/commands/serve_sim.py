@@ -6,7 +6,6 @@ from __future__ import annotations
 from sparq_sim.tables import render_table
 from sparq_sim import config_flags
 from sparq_sim.commands import _args
-from sparq_sim.serve_sim import ServeConfig
 from sparq_sim.errors import UserError
 
 NAME = "serve-sim"
@@ -23,6 +22,7 @@ ROWS = (("ttft_p50_s", "TTFT p50", "s"), ("ttft_p99_s", "TTFT p99", "s"), ("tpot
 
 
 def add_arguments(parser) -> None:
+    from sparq_sim.serve_sim import ServeConfig
     _args.add_hardware_argument(parser)
     parser.add_argument("--rate", help="arrival rate in requests/s (Poisson); a list (1,2,4) runs one "
                                        "simulation per rate, in parallel (--workers, --cluster)")
@@ -40,6 +40,7 @@ def add_arguments(parser) -> None:
 
 def config_from_args(args):
     """A checked ServeConfig and the rate, before any simulation."""
+    from sparq_sim.serve_sim import ServeConfig
     own = config_flags.parsed(ServeConfig, args)
     if args.lengths is None and (args.prompt is None or args.generate is None):
         raise UserError("give --prompt and --generate, or --lengths FILE.csv")

@@ -6,8 +6,11 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 
+from sparq_sim import config_flags
 from sparq_sim.commands import _args
+from sparq_sim.config_flags import flag
 from sparq_sim.errors import UserError
+from sparq_sim.units import parse_positive_int
 
 NAME = "sweep"
 HELP = "predict every combination of devices, S, r and k; write CSV or JSON rows and a speedup heatmap"
@@ -49,12 +52,8 @@ def parse_k_spec(text: str, what: str = "--k"):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--hw", required=True, metavar="NAME[,NAME...]", help="devices, comma-separated")
-    parser.add_argument("--seq", required=True, help="sequence lengths: 4k..128k (powers of two) or a list")
-    parser.add_argument("--r", default="16", help="query components kept, comma-separated (default 16)")
-    parser.add_argument("--k", default="S/16", help="positions kept, comma-separated; S/N allowed (default S/16)")
-    parser.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
-    parser.add_argument("--models", help="model presets, comma-separated (default: --model)")
+    config_flags.add_flags(parser, SweepGrid, ("devices", "seqs", "rs", "ks", "batches", "models"),
+                           required=("devices", "seqs"))
     parser.add_argument("--out", required=True, metavar="FILE.csv|FILE.json", help="rows to write")
     parser.add_argument("--plot", metavar="FILE.png|FILE.svg",
                         help="heatmap file (default: next to --out, same name, .png)")
@@ -122,16 +121,52 @@ def add_parallel_arguments(parser) -> None:
                              "(needs the distributed extra)")
 
 
+def _list_of(parse):
+    """A flag parser of a comma-separated list whose items `parse(item, flag)` reads."""
+    def parse_items(text, what):
+        from sparq_sim.units import parse_list
+        return tuple(parse_list(text, parse, what))
+    return parse_items
+
+
+def _parse_seqs(text, what):
+    return tuple(parse_seqs(text))
+
+
+def _parse_batch(text, what):
+    from sparq_sim.units import parse_positive_int
+    return parse_positive_int(text, what, _args.MAX_BATCH)
+
+
+def _parse_models(text, what):
+    from sparq_sim.models import get_preset
+    return tuple(get_preset(m.strip()) for m in str(text).split(",") if m.strip())
+
+
+def _parse_devices(text, what):
+    from sparq_sim.hardware import load_device
+    devices = tuple(load_device(h.strip()) for h in str(text).split(",") if h.strip())
+    if not devices:
+        raise UserError(f"bad {what} {text!r}: no device named")
+    return devices
+
+
 @dataclass(frozen=True)
 class SweepGrid:
     """The combinations a sweep predicts: every device x model x S x batch x r x k."""
 
-    devices: tuple
-    models: tuple
-    seqs: tuple
-    batches: tuple
-    rs: tuple
-    ks: tuple                # (label, k as a function of S), as parse_k_spec gives them
+    seqs: tuple = field(metadata=flag(
+        "--seq", _parse_seqs, help="sequence lengths: 4k..128k (powers of two) or a list"))
+    rs: tuple = field(metadata=flag(
+        "--r", _list_of(parse_positive_int), default="16", help="query components kept, comma-separated (default {default})"))
+    ks: tuple = field(metadata=flag(   # (label, k as a function of S), as parse_k_spec gives them
+        "--k", _list_of(parse_k_spec), default="S/16", help="positions kept, comma-separated; S/N allowed (default {default})"))
+    batches: tuple = field(metadata=flag(
+        "--batch", _list_of(_parse_batch), default="1", help="batch sizes, comma-separated (default {default})"))
+    models: tuple = field(metadata=flag(
+        parse=_parse_models, help="model presets, comma-separated (default: --model)"))
+    devices: tuple = field(metadata=flag(
+        "--hw", _parse_devices, metavar="NAME[,NAME...]", help="devices, comma-separated"))
 
 
 @dataclass(frozen=True)
@@ -252,35 +287,29 @@ def heatmap_panels(rows: list[dict], metric: str, column=None) -> dict:
     return out
 
 
+def _models(args) -> tuple:
+    """--models, else the model of --model and the shape flags."""
+    return config_flags.parsed(SweepGrid, args, ("models",))["models"] if args.models \
+        else (_args.model_from_args(args),)
+
+
 def run(args) -> int:
-    from functools import partial
     from pathlib import Path
 
-    from sparq_sim.hardware import load_device
-    from sparq_sim.models import get_preset
     from sparq_sim.plots import check_output_path
-    from sparq_sim.units import parse_list, parse_positive_int
 
     out = check_output_path(args.out, (".csv", ".json"))
     plot = check_output_path(args.plot if args.plot else Path(out).with_suffix(".png"), flag="--plot")
-    seqs = parse_seqs(args.seq)
+    seqs = config_flags.parsed(SweepGrid, args, ("seqs",))["seqs"]
     from sparq_sim.commands import _methods
     if _methods.uses_method_path(args):
         return run_method(args, out, plot, seqs)
     if args.compression is not None:
         raise UserError("--compression applies with --method; for SparQ give --r and --k lists")
-    rs = parse_list(args.r, parse_positive_int, "--r")
-    ks = parse_list(args.k, parse_k_spec, "--k")
-    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
-    if args.models:
-        models = [get_preset(m.strip()) for m in args.models.split(",") if m.strip()]
-    else:
-        models = [_args.model_from_args(args)]
+    points = config_flags.parsed(SweepGrid, args, ("rs", "ks", "batches"))
+    models = _models(args)
     impl = _args.implementation_from_args(args)
-    devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
-    if not devices:
-        raise UserError(f"bad --hw {args.hw!r}: no device named")
-    grid = SweepGrid(tuple(devices), tuple(models), tuple(seqs), tuple(batches), tuple(rs), tuple(ks))
+    grid = SweepGrid(seqs=seqs, **points, models=models, **config_flags.parsed(SweepGrid, args, ("devices",)))
     settings = SweepSettings(impl, args.timing, _args.storage_values(args))
     from sparq_sim.executors import parse_workers
     found, notes = sweep_rows(grid, settings, workers=parse_workers(args.workers), cluster=args.cluster)
@@ -308,20 +337,15 @@ def _write_results(rows, notes, out, plot, panels, title) -> int:
 
 def run_method(args, out, plot, seqs) -> int:
     """--method NAME: dense against that method over devices, models, S, batch and compressions."""
-    from sparq_sim.hardware import load_device
     from sparq_sim.methods import get_method, parse_set_options
-    from sparq_sim.models import get_preset
-    from sparq_sim.units import parse_fraction, parse_list, parse_positive_int
+    from sparq_sim.units import parse_fraction, parse_list
 
     name = get_method(args.method or "sparq").name
     overrides = parse_set_options(args.method_set)
     compressions = [None] if args.compression is None else parse_list(args.compression, parse_fraction, "--compression")
     batches = parse_list(args.batch, parse_positive_int, "--batch")
-    models = ([get_preset(m.strip()) for m in args.models.split(",") if m.strip()] if args.models
-              else [_args.model_from_args(args)])
-    devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
-    if not devices:
-        raise UserError(f"bad --hw {args.hw!r}: no device named")
+    models = _models(args)
+    devices = config_flags.parsed(SweepGrid, args, ("devices",))["devices"]
     storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype)
     rows, notes = method_sweep_rows(devices, models, seqs, batches, name, compressions, overrides, storage)
     return _write_results(rows, notes, out, plot, method_heatmap_panels(rows, args.metric) if rows else {},

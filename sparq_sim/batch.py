@@ -258,33 +258,6 @@ def predict_mixed(device, model: ModelConfig, seqs, *, compression=None, r=None,
     return MixedBatch(tuple(seqs), tuple(settings), mem, steps)
 
 
-def add_batch_arguments(parser) -> None:
-    group = parser.add_argument_group("mixed batch (sequences of different lengths)")
-    group.add_argument("--seqs", metavar="SPEC",
-                       help="one decode batch of different lengths: a list (4k,32k,8k), a CSV of "
-                            "request lengths (column seq, or prompt [+ generate]), or a distribution "
-                            "(uniform:low=1k,high=32k,n=16; lognormal:median=8k,sigma=0.5,n=32; "
-                            "exponential:mean=8k,n=32); replaces --seq and --batch")
-    group.add_argument("--seed", default="0", help="seed of a --seqs distribution (default 0)")
-
-
-def mixed_from_args(args, device, implementation) -> MixedBatch:
-    from sparq_sim.commands._args import model_from_args
-    from sparq_sim.units import parse_fraction, parse_positive_int
-    try:
-        seed = int(args.seed)
-    except ValueError:
-        raise UserError(f"bad --seed {args.seed!r}: expected an integer") from None
-    seqs = parse_lengths(args.seqs, seed)
-    return predict_mixed(
-        device, model_from_args(args), seqs,
-        compression=None if args.compression is None else parse_fraction(args.compression, "--compression"),
-        r=None if args.r is None else parse_positive_int(args.r, "--r"),
-        k=None if args.k is None else parse_positive_int(args.k, "--k"),
-        kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype, store_k=args.store_k,
-        reallocate=args.reallocate, implementation=implementation, timing=args.timing)
-
-
 def format_mixed(b: MixedBatch, device, model) -> str:
     from sparq_sim.tables import render_table
     from sparq_sim.units import format_bytes, format_seconds

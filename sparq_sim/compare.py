@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sparq_sim import capacity
+from sparq_sim.dtypes import DEFAULT_DTYPE
 from sparq_sim.errors import UserError
 from sparq_sim.methods import get_method, resolve_settings
 from sparq_sim.methods.evaluate import MethodResult, evaluate, workload_for
@@ -36,6 +37,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Comparison:
+    """Methods side by side on one device, model, S and batch: each one's Entry, and notes on what
+    was assumed or left out."""
+
     device: object
     model: object
     seq: int
@@ -44,8 +48,8 @@ class Comparison:
     quality_model: str
     entries: dict
     notes: tuple = ()
-    kv_dtype: str = "float16"
-    weight_dtype: str = "float16"
+    kv_dtype: str = DEFAULT_DTYPE
+    weight_dtype: str = DEFAULT_DTYPE
     reserve_fraction: float = capacity.RESERVE_FRACTION
 
     def speedup(self, name: str, part: str = "step") -> float:
@@ -74,7 +78,7 @@ def method_settings(name: str, model, seq: int, compression, overrides, kv_bytes
 
 
 def compare(device, model, seq: int, methods, *, batch: int = 1, compression: float | None = None,
-            overrides: dict | None = None, kv_dtype: str = "float16", weight_dtype: str = "float16",
+            overrides: dict | None = None, kv_dtype: str = DEFAULT_DTYPE, weight_dtype: str = DEFAULT_DTYPE,
             reserve_fraction: float = capacity.RESERVE_FRACTION, quality_model: str | None = None) -> Comparison:
     """Evaluate each named method (dense is always added first, as the baseline)."""
     from sparq_sim import quality

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sparq_sim import capacity
 from sparq_sim.compare import format_settings
+from sparq_sim.dtypes import DEFAULT_DTYPE
 from sparq_sim.errors import UserError
 from sparq_sim.methods import NAMES, get_method, resolve_settings
 from sparq_sim.methods.evaluate import evaluate, workload_for
@@ -125,7 +126,7 @@ def dominates(a: Candidate, b: Candidate) -> bool:
 
 def recommend(device, model, seq: int, *, batch: int | None = None, min_retention: tuple | None = None,
               max_memory: float | None = None, methods=None, task: str | None = None,
-              kv_dtype: str = "float16", weight_dtype: str = "float16", quality_model: str | None = None,
+              kv_dtype: str = DEFAULT_DTYPE, weight_dtype: str = DEFAULT_DTYPE, quality_model: str | None = None,
               reserve_fraction: float = capacity.RESERVE_FRACTION) -> Recommendation:
     from sparq_sim import quality
     from sparq_sim.timing import get_timer

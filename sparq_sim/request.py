@@ -46,6 +46,8 @@ class MethodRequest:
 
 @dataclass(frozen=True)
 class RequestPrediction:
+    """`batch` equal requests of `prompt` tokens generating `generate`, dense against SparQ."""
+
     prompt: int
     generate: int
     batch: int
@@ -159,36 +161,6 @@ def predict_request(device, model: ModelConfig, prompt: int, generate: int, *, b
     if cross is None:
         notes = (f"a SparQ step is not faster than a dense one at any S up to {max(last, 1 << 20)}",)
     return RequestPrediction(prompt, generate, batch, tuple(xs), out["dense"], out["sparq"], cross, notes)
-
-
-def add_request_arguments(parser) -> None:
-    """--prompt and --generate (predict's whole-request mode)."""
-    group = parser.add_argument_group("whole request (time to first token and per output token)")
-    group.add_argument("--prompt", help="prompt length P, e.g. 32k: adds the request section (with --generate)")
-    group.add_argument("--generate", help="tokens generated N, e.g. 1k")
-
-
-def request_from_args(args, device, implementation) -> RequestPrediction | None:
-    """The request prediction --prompt/--generate ask for, or None; sets --seq to P when absent."""
-    from sparq_sim.units import parse_seq
-    prompt, generate = getattr(args, "prompt", None), getattr(args, "generate", None)
-    if prompt is None and generate is None:
-        if args.seq is None:
-            raise UserError("the following arguments are required: --seq (one decoding step), "
-                            "or --prompt and --generate (a whole request)")
-        return None
-    if prompt is None or generate is None:
-        raise UserError("--prompt and --generate go together: give both")
-    p, n = parse_seq(prompt, "--prompt"), parse_seq(generate, "--generate")
-    from sparq_sim.commands._args import model_from_args
-    from sparq_sim.units import parse_fraction, parse_positive_int
-    compression = None if args.compression is None else parse_fraction(args.compression, "--compression")
-    return predict_request(
-        device, model_from_args(args), p, n, batch=parse_positive_int(args.batch, "--batch"),
-        r=None if args.r is None else parse_positive_int(args.r, "--r"),
-        k=None if args.k is None else parse_positive_int(args.k, "--k"), compression=compression,
-        local_window=int(args.local_window), kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype,
-        store_k=args.store_k, reallocate=args.reallocate, implementation=implementation, timing=args.timing)
 
 
 def format_request(q: RequestPrediction) -> str:

@@ -38,13 +38,26 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sparq_sim.config_flags import flag
+from sparq_sim.dtypes import DEFAULT_DTYPE
 from sparq_sim.errors import UserError
 from sparq_sim.models import ModelConfig
+from sparq_sim.units import parse_duration, parse_int, parse_positive_int, parse_seq
 
 METHODS = ("dense", "sparq")
 DRAIN_FACTOR = 3.0
 DEFAULT_TTFT_SLO_S = 2.0      # goodput targets when none are given (assumed: interactive chat)
 DEFAULT_TPOT_SLO_S = 0.050
+DEFAULT_DURATION_S = 600
+
+
+def parse_fixed_tp(text, what: str = "--tp") -> int:
+    """A tensor-parallel degree N ('auto' is for planning, not for a simulation)."""
+    from sparq_sim.parallel import parse_tp
+    tp = parse_tp(text)
+    if tp == "auto":
+        raise UserError("serve-sim needs a fixed --tp N")
+    return tp
 
 
 # ---------------------------------------------------------------- requests
@@ -406,26 +419,37 @@ def summary(res: MethodResult, duration_s: float) -> dict:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything one serve-sim run depends on (picklable, for parallel grids of rates)."""
+    """Everything one serve-sim run depends on (picklable, for parallel grids of rates).
+
+    The fields with flag metadata are serve-sim's own flags; the model, storage, compression and
+    implementation come from the flags of ModelConfig, Workload and the implementation choice."""
 
     hw: str
     model: ModelConfig
-    duration_s: float
-    prompt: int | None = None
-    generate: int | None = None
-    lengths_file: str | None = None
-    seed: int = 0
-    tp: int = 1
+    duration_s: float = field(default=DEFAULT_DURATION_S, metadata=flag(
+        "--duration", parse_duration, help="simulated seconds of arrivals (default {default})"))
+    prompt: int | None = field(default=None, metadata=flag(
+        parse=parse_seq, help="prompt length of every request, e.g. 8k"))
+    generate: int | None = field(default=None, metadata=flag(
+        parse=parse_seq, help="tokens generated per request, e.g. 256"))
+    lengths_file: str | None = field(default=None, metadata=flag(
+        "--lengths", metavar="FILE.csv", help="CSV with columns prompt, generate (lengths drawn per arrival) and "
+                                               "optionally arrival_s (then replayed as it is, --rate ignored)"))
+    seed: int = field(default=0, metadata=flag(parse=parse_int, default=1, help="seed of the arrivals (default {default})"))
+    tp: int = field(default=1, metadata=flag(parse=parse_fixed_tp, help="tensor-parallel degree (default {default})"))
     compression: float | None = None
-    kv_dtype: str = "float16"
-    weight_dtype: str = "float16"
+    kv_dtype: str = DEFAULT_DTYPE
+    weight_dtype: str = DEFAULT_DTYPE
     store_k: str = "twice"
     reallocate: bool = True
     implementation: str = "ideal"
     timing: str | None = None
-    ttft_slo_s: float = DEFAULT_TTFT_SLO_S
-    tpot_slo_s: float = DEFAULT_TPOT_SLO_S
-    max_batch: int | None = None
+    ttft_slo_s: float = field(default=DEFAULT_TTFT_SLO_S, metadata=flag(
+        "--ttft-slo", parse_duration, help=f"TTFT target for goodput (default {DEFAULT_TTFT_SLO_S:g}s)"))
+    tpot_slo_s: float = field(default=DEFAULT_TPOT_SLO_S, metadata=flag(
+        "--tpot-slo", parse_duration, help=f"TPOT target for goodput (default {DEFAULT_TPOT_SLO_S * 1e3:g}ms)"))
+    max_batch: int | None = field(default=None, metadata=flag(
+        parse=parse_positive_int, help="cap on the decode batch (default: KV memory only)"))
 
 
 def serve_sim(config: ServeConfig, rate: float | None, progress: bool = False) -> dict:

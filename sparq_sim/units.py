@@ -41,12 +41,17 @@ def parse_fraction(text: str | float, what: str = "compression") -> float:
     return value
 
 
-def parse_positive_int(text: str | int, what: str, maximum: int | None = None) -> int:
-    """Parse a plain integer that must be at least 1 (and at most `maximum` where given)."""
+def parse_int(text: str | int, what: str) -> int:
+    """Parse a plain integer (its range is the caller's to check)."""
     try:
-        value = int(str(text).strip())
+        return int(str(text).strip())
     except ValueError:
         raise UserError(f"bad {what} {text!r}: expected an integer") from None
+
+
+def parse_positive_int(text: str | int, what: str, maximum: int | None = None) -> int:
+    """Parse a plain integer that must be at least 1 (and at most `maximum` where given)."""
+    value = parse_int(text, what)
     if value < 1:
         raise UserError(f"bad {what} {text!r}: must be at least 1")
     if maximum is not None and value > maximum:

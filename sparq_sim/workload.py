@@ -6,12 +6,32 @@ ideal element counts of dense and SparQ attention that follow from the shape alo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from functools import partial
 
 from sparq_sim import dtypes
+from sparq_sim.config_flags import Flag, flag
 from sparq_sim.errors import UserError
 from sparq_sim.models import ModelConfig, get_preset, DEFAULT_MODEL
+from sparq_sim.units import parse_fraction, parse_int, parse_positive_int, parse_seq
 
 DEFAULT_COMPRESSION = 1 / 8
+MAX_BATCH = 1 << 20       # far above any server, low enough that every count stays exact
+STORE_K = ("once", "twice")
+_DTYPES = ", ".join(dtypes.BYTES_PER_ELEMENT)
+
+# --compression: not a field (Workload.build turns it into r and k), but a flag beside them.
+COMPRESSION_FLAG = Flag("--compression", parse_fraction, dest="compression", default=None,
+                        help="target fraction of dense KV traffic, e.g. 1/8 "
+                             f"(default {Fraction(DEFAULT_COMPRESSION).limit_denominator()})")
+
+
+class WorkloadError(UserError):
+    """A workload that cannot be; `reason` says why in a few words (a sweep's note of what it skipped)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 def settings_for_compression(head_dim: int, seq: int, compression: float) -> tuple[int, int]:
@@ -26,15 +46,25 @@ class Workload:
     """Everything one prediction depends on besides the device and implementation."""
 
     model: ModelConfig = field(default_factory=lambda: get_preset(DEFAULT_MODEL))
-    seq: int = 4096
-    batch: int = 1
-    r: int = 16
-    k: int = 256
-    local_window: int = 0
-    kv_dtype: str = "float16"
-    weight_dtype: str = "float16"
-    store_k: str = "twice"      # "twice": component-major copy of K serves step 1; "once": it does not
-    reallocate: bool = True     # SparQ step 3 (mean-value reallocation)
+    seq: int = field(default=4096, metadata=flag(
+        parse=parse_seq, default=None, help="sequence length S (e.g. 4096, 32k, 1m; k = 1024)"))
+    batch: int = field(default=1, metadata=flag(
+        parse=partial(parse_positive_int, maximum=MAX_BATCH), help="batch size (default {default})"))
+    r: int = field(default=16, metadata=flag(
+        parse=parse_positive_int, default=None, help="query components kept in step 1 (default d_h * compression)"))
+    k: int = field(default=256, metadata=flag(
+        parse=parse_positive_int, default=None, help="positions kept in step 2 (default S * compression / 2)"))
+    local_window: int = field(default=0, metadata=flag(parse=parse_int, help="local window l (default {default})"))
+    kv_dtype: str = field(default=dtypes.DEFAULT_DTYPE, metadata=flag(
+        parse=dtypes.parse, help=f"KV-cache dtype: {_DTYPES} (default {{default}})"))
+    weight_dtype: str = field(default=dtypes.DEFAULT_DTYPE, metadata=flag(
+        parse=dtypes.parse, help=f"weight dtype: {_DTYPES} (default {{default}})"))
+    # "twice": a component-major copy of K serves step 1; "once": it does not
+    store_k: str = field(default="twice", metadata=flag(
+        choices=STORE_K, help="keep a component-major copy of K for step 1 (twice, default: 50%% more K "
+                              "memory) or not (once)"))
+    reallocate: bool = field(default=True, metadata=flag(   # SparQ step 3 (mean-value reallocation)
+        help="drop SparQ step 3 (mean-value reallocation) and its running mean, as the paper does for GQA models"))
 
     def __post_init__(self):
         object.__setattr__(self, "kv_dtype", dtypes.canonical(self.kv_dtype))
@@ -45,14 +75,14 @@ class Workload:
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be an integer of at least 1, got {value!r}")
         if self.r > d_h:
-            raise UserError(f"r = {self.r} exceeds the head dimension d_h = {d_h}")
+            raise WorkloadError(f"r = {self.r} exceeds the head dimension d_h = {d_h}", f"r exceeds d_h = {d_h}")
         if self.k > self.seq:
-            raise UserError(f"k = {self.k} exceeds the sequence length S = {self.seq}")
+            raise WorkloadError(f"k = {self.k} exceeds the sequence length S = {self.seq}", "k exceeds S")
         if not isinstance(self.local_window, int) or self.local_window < 0:
             raise UserError(f"local window must be a non-negative integer, got {self.local_window!r}")
         if self.local_window > self.k:
             raise UserError(f"local window {self.local_window} exceeds k = {self.k}")
-        if self.store_k not in ("once", "twice"):
+        if self.store_k not in STORE_K:
             raise UserError(f"store-k must be 'once' or 'twice', got {self.store_k!r}")
 
     @classmethod

@@ -1,8 +1,6 @@
 """`sparq-sim predict` and `hw`: output shape, and one-line errors with exit code 2."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -83,10 +81,7 @@ def test_hw_list_and_show(cli):
     assert code == 2 and "unknown hardware" in err
 
 
-def test_prediction_path_never_imports_torch():
-    code = ("import sys; from sparq_sim.cli import main; "
-            "rc = main(['predict', '--hw', 'h100', '--seq', '32k', '--format', 'json']); "
-            "bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in sys.modules]; "
-            "assert rc == 0 and not bad, bad")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_prediction_path_never_imports_torch(fresh_cli):
+    codes, modules = fresh_cli(['predict', '--hw', 'h100', '--seq', '32k', '--format', 'json'])
+    bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in modules]
+    assert codes == [0] and not bad, bad

@@ -2,8 +2,6 @@
 baseline, FlexGen's floor, and bad input in one line."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -96,14 +94,11 @@ def test_bad_input_is_one_line(cli, argv, message, tmp_path):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_compare_and_recommend_never_import_torch():
-    code = ("import sys; from sparq_sim.cli import main; "
-            "rc = main(['compare', '--hw', 'h100', '--seq', '32k', '--format', 'json']); "
-            "rc2 = main(['recommend', '--hw', 'h100', '--seq', '32k', '--format', 'json']); "
-            "bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in sys.modules]; "
-            "assert rc == 0 and rc2 == 0 and not bad, bad")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_compare_and_recommend_never_import_torch(fresh_cli):
+    codes, modules = fresh_cli(['compare', '--hw', 'h100', '--seq', '32k', '--format', 'json'],
+                               ['recommend', '--hw', 'h100', '--seq', '32k', '--format', 'json'])
+    bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in modules]
+    assert codes == [0, 0] and not bad, bad
 
 
 def test_a_batch_that_does_not_fit_is_said(cli):

@@ -1,8 +1,6 @@
 """Capacity planning: KV memory against hand-computed figures, max batch within capacity, `plan` CLI."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -118,11 +116,9 @@ def test_plan_bad_input(cli, argv, needle):
     assert code == 2 and needle in err and "Traceback" not in err
 
 
-def test_plan_imports_neither_torch_nor_matplotlib():
-    code = ("import sys; from sparq_sim.cli import main; "
-            "rc = main(['plan', '--hw', 'h100', '--seq', '8k', '--format', 'json']); "
-            "main(['predict', '--hw', 'epyc-7763', '--seq', '8k', '--impl', 'llama.cpp', '--threads', '8']); "
-            "assert rc == 0; bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
-            "assert not bad, bad")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def test_plan_imports_neither_torch_nor_matplotlib(fresh_cli):
+    codes, modules = fresh_cli(['plan', '--hw', 'h100', '--seq', '8k', '--format', 'json'],
+                               ['predict', '--hw', 'epyc-7763', '--seq', '8k', '--impl', 'llama.cpp', '--threads', '8'])
+    assert codes[0] == 0
+    bad = [m for m in ('torch', 'matplotlib') if m in modules]
+    assert not bad, bad

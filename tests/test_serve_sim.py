@@ -137,17 +137,13 @@ def test_cli_bad_input(capsys, argv, message):
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_new_commands_import_no_heavy_modules():
-    import subprocess
-    import sys
-    code = ("import sys; from sparq_sim.cli import main; "
-            "a = main(['serve-sim', '--hw', 'h100', '--model', 'llama-3-8b', '--rate', '1', '--prompt', '1k', "
-            "'--generate', '16', '--duration', '10', '--format', 'json']); "
-            "b = main(['predict', '--hw', 'h100', '--prompt', '4k', '--generate', '8', '--format', 'json']); "
-            "c = main(['plan', '--hw', 'h100', '--model', 'llama-2-70b', '--seq', '4k', '--tp', 'auto', "
-            "'--tpot-slo', '50ms', '--format', 'json']); "
-            "d = main(['predict', '--hw', 'h100', '--seqs', '1k,2k', '--format', 'json']); "
-            "bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in sys.modules]; "
-            "assert (a, b, c, d) == (0, 0, 0, 0) and not bad, bad")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+def test_new_commands_import_no_heavy_modules(fresh_cli):
+    codes, modules = fresh_cli(
+        ['serve-sim', '--hw', 'h100', '--model', 'llama-3-8b', '--rate', '1', '--prompt', '1k',
+         '--generate', '16', '--duration', '10', '--format', 'json'],
+        ['predict', '--hw', 'h100', '--prompt', '4k', '--generate', '8', '--format', 'json'],
+        ['plan', '--hw', 'h100', '--model', 'llama-2-70b', '--seq', '4k', '--tp', 'auto',
+         '--tpot-slo', '50ms', '--format', 'json'],
+        ['predict', '--hw', 'h100', '--seqs', '1k,2k', '--format', 'json'])
+    bad = [m for m in ('torch', 'numba', 'triton', 'matplotlib') if m in modules]
+    assert tuple(codes) == (0, 0, 0, 0) and not bad, bad

@@ -1,7 +1,9 @@
 """Arguments that several commands share: device, model shape, SparQ settings, storage,
 implementation model and timing, output format.
 
-The flags are parsed as plain strings and converted here, so every problem becomes one
+The flags of the model shape, the workload and the implementation choice are those declared on
+the fields of ModelConfig, Workload and ImplementationChoice (sparq_sim.config_flags); they are
+parsed as plain strings and converted by each field's parser, so every problem becomes one
 UserError naming the flag and the value.
 """
 
@@ -9,19 +11,42 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, field
+from functools import partial
 
+from sparq_sim import config_flags
+from sparq_sim.config_flags import flag
 from sparq_sim.errors import UserError
-from sparq_sim.models import DEFAULT_MODEL, PRESETS, custom_model, get_preset
-from sparq_sim.units import parse_fraction, parse_number, parse_positive_int, parse_seq
-from sparq_sim.workload import Workload
+from sparq_sim.implementations import DEFAULT_IMPLEMENTATION
+from sparq_sim.models import ModelConfig, custom_model, get_preset
+from sparq_sim.units import parse_positive_int
+from sparq_sim.workload import COMPRESSION_FLAG, MAX_BATCH, Workload  # noqa: F401 (MAX_BATCH: for the commands)
 
-# Upper bounds of the shape flags: far above any real model or server, low enough that every
-# count the traffic model and the simulator form stays finite and exact.
-MAX_BATCH = 1 << 20
 MAX_THREADS = 4096
-SHAPE_LIMITS = {"--layers": 4096, "--heads": 4096, "--kv-heads": 4096, "--head-dim": 4096,
-                "--d-model": 1 << 20}
-MAX_PARAMS = 1e15
+STORAGE = ("kv_dtype", "weight_dtype", "store_k", "reallocate")     # Workload's fields of storage
+DTYPES = ("kv_dtype", "weight_dtype")
+
+
+def _impl_help() -> str:
+    from sparq_sim.implementations import all_implementations
+    return "implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in all_implementations().items())
+
+
+def _timing_help() -> str:
+    from sparq_sim.timing import TIMERS
+    return (f"how phases are timed: {', '.join(TIMERS)} (default: the implementation's own, "
+            "calibrated for gpt-fast, else roofline)")
+
+
+@dataclass(frozen=True)
+class ImplementationChoice:
+    """Which implementation model prices the phases, on how many CPU threads, and how they are timed."""
+
+    impl: str = field(default=DEFAULT_IMPLEMENTATION, metadata=flag(metavar="NAME", help=_impl_help))
+    threads: int | None = field(default=None, metadata=flag(
+        parse=partial(parse_positive_int, maximum=MAX_THREADS), metavar="N",
+        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)"))
+    timing: str | None = field(default=None, metadata=flag(metavar="HOW", help=_timing_help))
 
 
 def add_hardware_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -35,56 +60,37 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model PRESET, or its shape fields one by one (they override the preset)."""
-    group = parser.add_argument_group("model shape")
-    group.add_argument("--model", default=DEFAULT_MODEL, metavar="PRESET",
-                       help=f"model preset: {', '.join(PRESETS)} (default {DEFAULT_MODEL})")
-    group.add_argument("--layers", help="number of layers")
-    group.add_argument("--heads", help="query heads")
-    group.add_argument("--kv-heads", dest="kv_heads", help="key/value heads (GQA when fewer than heads)")
-    group.add_argument("--head-dim", dest="head_dim", help="head dimension d_h")
-    group.add_argument("--d-model", dest="d_model", help="model width")
-    group.add_argument("--params", help="parameter count, e.g. 6.7e9")
+    config_flags.add_flags(parser.add_argument_group("model shape"), ModelConfig)
+
+
+def add_seq_argument(parser, batch: bool = False) -> None:
+    """--seq (required) and, with `batch`, --batch: for the commands that take one sequence length
+    but not the SparQ settings."""
+    config_flags.add_flags(parser, Workload, ("seq", "batch") if batch else ("seq",), required=("seq",))
+
+
+def add_compression_argument(parser) -> None:
+    """--compression C: r and k set to move C of dense attention's traffic."""
+    config_flags.add_flag(parser, COMPRESSION_FLAG)
 
 
 def add_sparq_arguments(parser: argparse.ArgumentParser, seq_required: bool = True) -> None:
     """--seq, --batch, --r/--k or --compression, --local-window, dtypes and K storage."""
     group = parser.add_argument_group("workload")
-    group.add_argument("--seq", required=seq_required, help="sequence length S (e.g. 4096, 32k, 1m; k = 1024)")
-    group.add_argument("--batch", default="1", help="batch size (default 1)")
-    group.add_argument("--r", help="query components kept in step 1 (default d_h * compression)")
-    group.add_argument("--k", help="positions kept in step 2 (default S * compression / 2)")
-    group.add_argument("--compression", help="target fraction of dense KV traffic, e.g. 1/8 (default 1/8)")
-    group.add_argument("--local-window", dest="local_window", default="0", help="local window l (default 0)")
+    config_flags.add_flags(group, Workload, ("seq", "batch", "r", "k"), required=("seq",) if seq_required else ())
+    add_compression_argument(group)
+    config_flags.add_flags(group, Workload, ("local_window",))
     add_storage_arguments(group)
 
 
-def add_storage_arguments(group) -> None:
-    """Dtypes of KV cache and weights, K storage and the reallocation switch."""
-    group.add_argument("--kv-dtype", dest="kv_dtype", default="float16",
-                       help="KV-cache dtype: float32, float16, bfloat16, float8, int8 (default float16)")
-    group.add_argument("--weight-dtype", dest="weight_dtype", default="float16",
-                       help="weight dtype: float32, float16, bfloat16, float8, int8 (default float16)")
-    group.add_argument("--store-k", dest="store_k", choices=("once", "twice"), default="twice",
-                       help="keep a component-major copy of K for step 1 (twice, default: 50%% more K "
-                            "memory) or not (once)")
-    group.add_argument("--no-reallocate", dest="reallocate", action="store_false",
-                       help="drop SparQ step 3 (mean-value reallocation) and its running mean, as the "
-                            "paper does for GQA models")
+def add_storage_arguments(group, names=STORAGE) -> None:
+    """Dtypes of KV cache and weights, K storage and the reallocation switch (or those in `names`)."""
+    config_flags.add_flags(group, Workload, names)
 
 
-def add_impl_arguments(parser, timing: bool = True) -> None:
-    """--impl NAME, --threads N and (with `timing`) --timing HOW."""
-    from sparq_sim.implementations import all_implementations
-    impls = all_implementations()
-    parser.add_argument("--impl", default="ideal", metavar="NAME",
-                        help="implementation model: " + "; ".join(f"{n}: {i.description}" for n, i in impls.items()))
-    parser.add_argument("--threads", metavar="N",
-                        help="CPU threads for CPU implementation models (llama.cpp; default: all cores)")
-    if timing:
-        from sparq_sim.timing import TIMERS
-        parser.add_argument("--timing", default=None, metavar="HOW",
-                            help=f"how phases are timed: {', '.join(TIMERS)} (default: the implementation's own, "
-                                 "calibrated for gpt-fast, else roofline)")
+def add_storage_group(parser, names=STORAGE) -> None:
+    """The storage flags (those in `names`) in a group of their own."""
+    add_storage_arguments(parser.add_argument_group("storage"), names)
 
 
 def implementation_from_args(args):
@@ -92,10 +98,9 @@ def implementation_from_args(args):
     from sparq_sim.implementations import get_implementation
 
     impl = get_implementation(args.impl)
-    threads = getattr(args, "threads", None)
-    if threads is None:
+    if getattr(args, "threads", None) is None:
         return impl
-    n = parse_positive_int(threads, "--threads", MAX_THREADS)
+    n = config_flags.parsed(ImplementationChoice, args, ("threads",))["threads"]
     configure = getattr(impl, "configure", None)
     if configure is None:
         raise UserError(f"--threads does not apply to implementation {impl.name}: it is for CPU "
@@ -103,38 +108,38 @@ def implementation_from_args(args):
     return configure(threads=n)
 
 
-def _int_or_none(value, what):
-    return None if value is None else parse_positive_int(value, what, SHAPE_LIMITS.get(what))
+def add_impl_arguments(parser, timing: bool = True) -> None:
+    """--impl NAME, --threads N and (with `timing`) --timing HOW."""
+    config_flags.add_flags(parser, ImplementationChoice, None if timing else ("impl", "threads"))
 
 
-def model_from_args(args):
+def model_from_args(args) -> ModelConfig:
     """The preset with any shape flags applied."""
-    params = None
-    if args.params is not None:
-        params = parse_number(args.params, "--params", 0, MAX_PARAMS, "6.7e9")
-    return custom_model(get_preset(args.model), layers=_int_or_none(args.layers, "--layers"),
-                        heads=_int_or_none(args.heads, "--heads"),
-                        kv_heads=_int_or_none(args.kv_heads, "--kv-heads"),
-                        head_dim=_int_or_none(args.head_dim, "--head-dim"),
-                        d_model=_int_or_none(args.d_model, "--d-model"), params=params)
+    shape = config_flags.parsed(ModelConfig, args)
+    return custom_model(get_preset(shape.pop("name")), **shape)
+
+
+def sparq_values(args, names=None) -> dict:
+    """The parsed SparQ and storage flags (Workload's fields, only `names` where given) and
+    `compression` where the parser has --compression."""
+    values = config_flags.parsed(Workload, args, names)
+    if hasattr(args, COMPRESSION_FLAG.dest):
+        values["compression"] = COMPRESSION_FLAG.value(getattr(args, COMPRESSION_FLAG.dest))
+    return values
+
+
+def storage_values(args, names=STORAGE) -> dict:
+    """The parsed storage flags (Workload's fields in `names`)."""
+    return config_flags.parsed(Workload, args, names)
 
 
 def workload_from_args(args, seq: int | None = None) -> Workload:
     """A validated Workload from the shared flags (`seq` overrides --seq for sweeps)."""
     model = model_from_args(args)
-    seq = parse_seq(args.seq, "--seq") if seq is None else seq
-    compression = None if args.compression is None else parse_fraction(args.compression, "--compression")
-    r = _int_or_none(args.r, "--r")
-    k = _int_or_none(args.k, "--k")
-    local = args.local_window
-    try:
-        local = int(local)
-    except ValueError:
-        raise UserError(f"bad --local-window {local!r}: expected an integer") from None
-    return Workload.build(model, seq, batch=parse_positive_int(args.batch, "--batch", MAX_BATCH), r=r, k=k,
-                          compression=compression, local_window=local, kv_dtype=args.kv_dtype,
-                          weight_dtype=args.weight_dtype, store_k=args.store_k,
-                          reallocate=args.reallocate)
+    values = sparq_values(args)
+    if seq is not None:
+        values["seq"] = seq
+    return Workload.build(model, **values)
 
 
 def print_json(obj) -> None:

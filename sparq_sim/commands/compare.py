@@ -12,15 +12,12 @@ ORDER = 25
 
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
-    parser.add_argument("--seq", required=True, help="sequence length S (e.g. 32k)")
-    parser.add_argument("--batch", default="1", help="batch size (default 1)")
+    _args.add_seq_argument(parser, batch=True)
     parser.add_argument("--compression", metavar="C",
                         help="matched compression, e.g. 1/8: each method's knobs set to move C of dense "
                              "attention's ideal traffic where it can (default: each method's published default)")
     _methods.add_method_argument(parser, plural=True)
-    group = parser.add_argument_group("storage")
-    group.add_argument("--kv-dtype", dest="kv_dtype", default="float16", help="KV-cache dtype (default float16)")
-    group.add_argument("--weight-dtype", dest="weight_dtype", default="float16", help="weight dtype (default float16)")
+    _args.add_storage_group(parser, _args.DTYPES)
     _args.add_model_arguments(parser)
     _args.add_format_argument(parser)
     parser.add_argument("--plot", metavar="FILE.png|FILE.svg", help="also plot tokens/s against KV memory")

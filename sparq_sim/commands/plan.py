@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sparq_sim.tables import render_table
 from sparq_sim.commands import _args
+from sparq_sim.config_flags import Flag, add_flag
 from sparq_sim.errors import UserError
 
 NAME = "plan"
@@ -11,8 +12,25 @@ HELP = "capacity planning: KV memory, max batch and tokens/s for dense and SparQ
 ORDER = 30
 
 
-def add_dtype_arguments(parser) -> None:
-    _args.add_storage_arguments(parser.add_argument_group("storage"))
+PLAN_FLAGS = (
+    Flag("--compression", metavar="C[,C...]",
+         help="SparQ compressions to report and to search for the best configuration, "
+              "e.g. 1/8 or 1/4,1/8 (default: report 1/8, search 1/2,1/4,1/8,1/16)"),
+    Flag("--reserve", metavar="FRACTION",
+         help="fraction of device memory kept for activations, workspace and the framework (default 0.10)"),
+    Flag("--tp", default="1", metavar="N|auto",
+         help="tensor parallelism: split weights and KV heads over N devices joined by the hardware "
+              "file's [link] (auto: the smallest N at which one sequence fits)"),
+)
+TARGET_FLAGS = (
+    Flag("--tpot-slo", metavar="TIME",
+         help="time-per-output-token target, e.g. 50ms: search batch, compression and tensor parallelism "
+              "for the most tokens/s per GPU within it (--plot then draws tokens/s per GPU against "
+              "tokens/s per user)"),
+    Flag("--ttft-slo", metavar="TIME", help="time-to-first-token target, e.g. 2s (with --tpot-slo)"),
+    Flag("--gpu-hour-cost", metavar="USD",
+         help="price of one GPU-hour, e.g. 2.5: adds $ per million output tokens (with --tpot-slo)"),
+)
 
 
 def parse_compressions(text):
@@ -22,24 +40,10 @@ def parse_compressions(text):
 
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
-    parser.add_argument("--seq", required=True, help="sequence length S (e.g. 32k)")
-    parser.add_argument("--compression", metavar="C[,C...]",
-                        help="SparQ compressions to report and to search for the best configuration, "
-                             "e.g. 1/8 or 1/4,1/8 (default: report 1/8, search 1/2,1/4,1/8,1/16)")
-    parser.add_argument("--reserve", metavar="FRACTION",
-                        help="fraction of device memory kept for activations, workspace and the "
-                             "framework (default 0.10)")
-    parser.add_argument("--tp", default="1", metavar="N|auto",
-                        help="tensor parallelism: split weights and KV heads over N devices joined by "
-                             "the hardware file's [link] (auto: the smallest N at which one sequence fits)")
-    slo = parser.add_argument_group("latency targets and cost")
-    slo.add_argument("--tpot-slo", metavar="TIME", help="time-per-output-token target, e.g. 50ms: search "
-                     "batch, compression and tensor parallelism for the most tokens/s per GPU within it "
-                     "(--plot then draws tokens/s per GPU against tokens/s per user)")
-    slo.add_argument("--ttft-slo", metavar="TIME", help="time-to-first-token target, e.g. 2s (with --tpot-slo)")
-    slo.add_argument("--gpu-hour-cost", metavar="USD", help="price of one GPU-hour, e.g. 2.5: adds $ per "
-                     "million output tokens (with --tpot-slo)")
-    add_dtype_arguments(parser)
+    _args.add_seq_argument(parser)
+    add_flag(parser, *PLAN_FLAGS)
+    add_flag(parser.add_argument_group("latency targets and cost"), *TARGET_FLAGS)
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)

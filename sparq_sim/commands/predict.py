@@ -13,9 +13,7 @@ ORDER = 10
 def add_arguments(parser) -> None:
     _args.add_hardware_argument(parser)
     _args.add_sparq_arguments(parser, seq_required=False)
-    from sparq_sim.request import add_request_arguments
     add_request_arguments(parser)
-    from sparq_sim.batch import add_batch_arguments
     add_batch_arguments(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
@@ -28,7 +26,7 @@ def run(args) -> int:
     from sparq_sim.capacity import memory_use
     from sparq_sim.hardware import load_device
     from sparq_sim.predict import predict
-    from sparq_sim.request import format_request, request_from_args
+    from sparq_sim.request import format_request
 
     args.seq = args.seq if args.seq is not None else args.prompt
     from sparq_sim.commands import _methods
@@ -37,7 +35,7 @@ def run(args) -> int:
     device = load_device(args.hw)
     if args.seqs is not None:
         from sparq_sim import batch
-        mixed = batch.mixed_from_args(args, device, _args.implementation_from_args(args))
+        mixed = mixed_from_args(args, device, _args.implementation_from_args(args))
         if args.format == "json":
             _args.print_json({"hardware": device.name, "mixed_batch": mixed.to_dict()})
         else:
@@ -59,6 +57,55 @@ def run(args) -> int:
     else:
         print(format_prediction(result, memory) + (f"\n\n{format_request(request)}" if request else ""))
     return 0
+
+
+def add_request_arguments(parser) -> None:
+    """--prompt and --generate (the whole-request mode)."""
+    group = parser.add_argument_group("whole request (time to first token and per output token)")
+    group.add_argument("--prompt", help="prompt length P, e.g. 32k: adds the request section (with --generate)")
+    group.add_argument("--generate", help="tokens generated N, e.g. 1k")
+
+
+def request_from_args(args, device, implementation):
+    """The request prediction --prompt/--generate ask for, or None (then --seq is needed)."""
+    from sparq_sim.errors import UserError
+    from sparq_sim.request import predict_request
+    from sparq_sim.units import parse_seq
+
+    prompt, generate = getattr(args, "prompt", None), getattr(args, "generate", None)
+    if prompt is None and generate is None:
+        if args.seq is None:
+            raise UserError("the following arguments are required: --seq (one decoding step), "
+                            "or --prompt and --generate (a whole request)")
+        return None
+    if prompt is None or generate is None:
+        raise UserError("--prompt and --generate go together: give both")
+    p, n = parse_seq(prompt, "--prompt"), parse_seq(generate, "--generate")
+    settings = _args.sparq_values(args, ("batch", "r", "k", "local_window", *_args.STORAGE))
+    return predict_request(device, _args.model_from_args(args), p, n, **settings,
+                           implementation=implementation, timing=args.timing)
+
+
+def add_batch_arguments(parser) -> None:
+    """--seqs and --seed (the mixed-batch mode)."""
+    group = parser.add_argument_group("mixed batch (sequences of different lengths)")
+    group.add_argument("--seqs", metavar="SPEC",
+                       help="one decode batch of different lengths: a list (4k,32k,8k), a CSV of "
+                            "request lengths (column seq, or prompt [+ generate]), or a distribution "
+                            "(uniform:low=1k,high=32k,n=16; lognormal:median=8k,sigma=0.5,n=32; "
+                            "exponential:mean=8k,n=32); replaces --seq and --batch")
+    group.add_argument("--seed", default="0", help="seed of a --seqs distribution (default 0)")
+
+
+def mixed_from_args(args, device, implementation):
+    """The mixed batch --seqs describes, dense against SparQ."""
+    from sparq_sim.batch import parse_lengths, predict_mixed
+    from sparq_sim.units import parse_int
+
+    seqs = parse_lengths(args.seqs, parse_int(args.seed, "--seed"))
+    settings = _args.sparq_values(args, ("r", "k", *_args.STORAGE))
+    return predict_mixed(device, _args.model_from_args(args), seqs, **settings,
+                         implementation=implementation, timing=args.timing)
 
 
 def run_method(args) -> int:

@@ -43,7 +43,7 @@ def parse_min_retention(text: str) -> tuple[str, float]:
 def add_arguments(parser) -> None:
     from sparq_sim.methods import NAMES
     _args.add_hardware_argument(parser)
-    parser.add_argument("--seq", required=True, help="sequence length S (e.g. 32k)")
+    _args.add_seq_argument(parser)
     parser.add_argument("--batch", help="serve this batch (default: each setting at its own largest batch)")
     parser.add_argument("--min-retention", dest="min_retention", metavar="TASK:FRACTION",
                         help="keep only settings with published retention at least this, e.g. squad:0.95")
@@ -54,9 +54,7 @@ def add_arguments(parser) -> None:
                         help="methods to consider (default all)")
     parser.add_argument("--quality-model", dest="quality_model", metavar="PRESET",
                         help="use this model's published quality (borrowed, and said so)")
-    group = parser.add_argument_group("storage")
-    group.add_argument("--kv-dtype", dest="kv_dtype", default="float16", help="KV-cache dtype (default float16)")
-    group.add_argument("--weight-dtype", dest="weight_dtype", default="float16", help="weight dtype (default float16)")
+    _args.add_storage_group(parser, _args.DTYPES)
     _args.add_model_arguments(parser)
     _args.add_format_argument(parser)
 

@@ -11,13 +11,12 @@ ORDER = 20
 
 
 def add_arguments(parser) -> None:
-    from sparq_sim.commands.plan import add_dtype_arguments
     _args.add_hardware_argument(parser)
     parser.add_argument("--seq", default="4k,32k,128k", help="sequence lengths, comma-separated (default 4k,32k,128k)")
     parser.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
-    parser.add_argument("--compression", help="SparQ compression, e.g. 1/8 (default 1/8)")
+    _args.add_compression_argument(parser)
     parser.add_argument("--out", required=True, metavar="FILE.png|FILE.svg", help="chart file to write")
-    add_dtype_arguments(parser)
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)

@@ -4,6 +4,7 @@ dense against SparQ: TTFT and TPOT percentiles, throughput, goodput, Little's-la
 from __future__ import annotations
 
 from sparq_sim.tables import render_table
+from sparq_sim import config_flags
 from sparq_sim.commands import _args
 from sparq_sim.errors import UserError
 
@@ -21,26 +22,17 @@ ROWS = (("ttft_p50_s", "TTFT p50", "s"), ("ttft_p99_s", "TTFT p99", "s"), ("tpot
 
 
 def add_arguments(parser) -> None:
+    from sparq_sim.serve_sim import ServeConfig
     _args.add_hardware_argument(parser)
     parser.add_argument("--rate", help="arrival rate in requests/s (Poisson); a list (1,2,4) runs one "
                                        "simulation per rate, in parallel (--workers, --cluster)")
-    parser.add_argument("--prompt", help="prompt length of every request, e.g. 8k")
-    parser.add_argument("--generate", help="tokens generated per request, e.g. 256")
-    parser.add_argument("--lengths", metavar="FILE.csv",
-                        help="CSV with columns prompt, generate (lengths drawn per arrival) and optionally "
-                             "arrival_s (then replayed as it is, --rate ignored)")
-    parser.add_argument("--duration", default="600", help="simulated seconds of arrivals (default 600)")
-    parser.add_argument("--seed", default="1", help="seed of the arrivals (default 1)")
-    parser.add_argument("--tp", default="1", help="tensor-parallel degree (default 1)")
-    parser.add_argument("--compression", help="SparQ compression, e.g. 1/8 (default 1/8)")
-    parser.add_argument("--max-batch", dest="max_batch", help="cap on the decode batch (default: KV memory only)")
-    parser.add_argument("--ttft-slo", default="2s", help="TTFT target for goodput (default 2s)")
-    parser.add_argument("--tpot-slo", default="50ms", help="TPOT target for goodput (default 50ms)")
+    config_flags.add_flags(parser, ServeConfig, ("prompt", "generate", "lengths_file", "duration_s", "seed", "tp"))
+    _args.add_compression_argument(parser)
+    config_flags.add_flags(parser, ServeConfig, ("max_batch", "ttft_slo_s", "tpot_slo_s"))
     parser.add_argument("--out", metavar="FILE.csv|FILE.json", help="also write one row per rate and method")
     from sparq_sim.commands.sweep import add_parallel_arguments
     add_parallel_arguments(parser)
-    add_storage = _args.add_storage_arguments
-    add_storage(parser.add_argument_group("storage"))
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     _args.add_format_argument(parser)
@@ -48,32 +40,14 @@ def add_arguments(parser) -> None:
 
 def config_from_args(args):
     """A checked ServeConfig and the rate, before any simulation."""
-    from sparq_sim import dtypes
-    from sparq_sim.parallel import parse_tp
     from sparq_sim.serve_sim import ServeConfig
-    from sparq_sim.units import parse_duration, parse_fraction, parse_positive_int, parse_seq
-
-    duration = parse_duration(args.duration, "--duration")
-    try:
-        seed = int(args.seed)
-    except ValueError:
-        raise UserError(f"bad --seed {args.seed!r}: expected an integer") from None
-    tp = parse_tp(args.tp)
-    if tp == "auto":
-        raise UserError("serve-sim needs a fixed --tp N")
+    own = config_flags.parsed(ServeConfig, args)
     if args.lengths is None and (args.prompt is None or args.generate is None):
         raise UserError("give --prompt and --generate, or --lengths FILE.csv")
     _args.implementation_from_args(args)     # checks --impl
-    config = ServeConfig(
-        hw=args.hw, model=_args.model_from_args(args), duration_s=duration,
-        prompt=None if args.prompt is None else parse_seq(args.prompt, "--prompt"),
-        generate=None if args.generate is None else parse_seq(args.generate, "--generate"),
-        lengths_file=args.lengths, seed=seed, tp=tp,
-        compression=None if args.compression is None else parse_fraction(args.compression, "--compression"),
-        kv_dtype=dtypes.canonical(args.kv_dtype), weight_dtype=dtypes.canonical(args.weight_dtype),
-        store_k=args.store_k, reallocate=args.reallocate, implementation=args.impl, timing=args.timing,
-        ttft_slo_s=parse_duration(args.ttft_slo, "--ttft-slo"), tpot_slo_s=parse_duration(args.tpot_slo, "--tpot-slo"),
-        max_batch=None if args.max_batch is None else parse_positive_int(args.max_batch, "--max-batch"))
+    config = ServeConfig(hw=args.hw, model=_args.model_from_args(args), **own,
+                         compression=_args.COMPRESSION_FLAG.value(args.compression),
+                         **_args.storage_values(args), implementation=args.impl, timing=args.timing)
     return config, parse_rates(args.rate, args.lengths)
 
 

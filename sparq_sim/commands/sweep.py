@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
+from sparq_sim import config_flags
 from sparq_sim.commands import _args
+from sparq_sim.config_flags import flag
 from sparq_sim.errors import UserError
+from sparq_sim.units import parse_positive_int
 
 NAME = "sweep"
 HELP = "predict every combination of devices, S, r and k; write CSV or JSON rows and a speedup heatmap"
@@ -49,20 +52,15 @@ def parse_k_spec(text: str, what: str = "--k"):
 
 
 def add_arguments(parser) -> None:
-    from sparq_sim.commands.plan import add_dtype_arguments
-    parser.add_argument("--hw", required=True, metavar="NAME[,NAME...]", help="devices, comma-separated")
-    parser.add_argument("--seq", required=True, help="sequence lengths: 4k..128k (powers of two) or a list")
-    parser.add_argument("--r", default="16", help="query components kept, comma-separated (default 16)")
-    parser.add_argument("--k", default="S/16", help="positions kept, comma-separated; S/N allowed (default S/16)")
-    parser.add_argument("--batch", default="1", help="batch sizes, comma-separated (default 1)")
-    parser.add_argument("--models", help="model presets, comma-separated (default: --model)")
+    config_flags.add_flags(parser, SweepGrid, ("devices", "seqs", "rs", "ks", "batches", "models"),
+                           required=("devices", "seqs"))
     parser.add_argument("--out", required=True, metavar="FILE.csv|FILE.json", help="rows to write")
     parser.add_argument("--plot", metavar="FILE.png|FILE.svg",
                         help="heatmap file (default: next to --out, same name, .png)")
     parser.add_argument("--metric", choices=("step", "attention"), default="step",
                         help="speedup shown in the heatmap (default step)")
     add_parallel_arguments(parser)
-    add_dtype_arguments(parser)
+    _args.add_storage_group(parser)
     _args.add_model_arguments(parser)
     _args.add_impl_arguments(parser)
     from sparq_sim.commands import _methods
@@ -123,28 +121,116 @@ def add_parallel_arguments(parser) -> None:
                              "(needs the distributed extra)")
 
 
-def sweep_rows(devices, models, seqs, rs, ks, batches, impl, timing, storage, *, workers=None,
-               cluster=None) -> tuple[list[dict], list[str]]:
-    """One row per valid combination; notes for the skipped ones. The (device, model, S) chunks
-    run in local processes (`workers`, default all cores) or on a Dask cluster (`cluster`)."""
+def _list_of(parse):
+    """A flag parser of a comma-separated list whose items `parse(item, flag)` reads."""
+    def parse_items(text, what):
+        from sparq_sim.units import parse_list
+        return tuple(parse_list(text, parse, what))
+    return parse_items
+
+
+def _parse_seqs(text, what):
+    return tuple(parse_seqs(text))
+
+
+def _parse_batch(text, what):
+    from sparq_sim.units import parse_positive_int
+    return parse_positive_int(text, what, _args.MAX_BATCH)
+
+
+def _parse_models(text, what):
+    from sparq_sim.models import get_preset
+    return tuple(get_preset(m.strip()) for m in str(text).split(",") if m.strip())
+
+
+def _parse_devices(text, what):
+    from sparq_sim.hardware import load_device
+    devices = tuple(load_device(h.strip()) for h in str(text).split(",") if h.strip())
+    if not devices:
+        raise UserError(f"bad {what} {text!r}: no device named")
+    return devices
+
+
+@dataclass(frozen=True)
+class SweepGrid:
+    """The combinations a sweep predicts: every device x model x S x batch x r x k."""
+
+    seqs: tuple = field(metadata=flag(
+        "--seq", _parse_seqs, help="sequence lengths: 4k..128k (powers of two) or a list"))
+    rs: tuple = field(metadata=flag(
+        "--r", _list_of(parse_positive_int), default="16", help="query components kept, comma-separated (default {default})"))
+    ks: tuple = field(metadata=flag(   # (label, k as a function of S), as parse_k_spec gives them
+        "--k", _list_of(parse_k_spec), default="S/16", help="positions kept, comma-separated; S/N allowed (default {default})"))
+    batches: tuple = field(metadata=flag(
+        "--batch", _list_of(_parse_batch), default="1", help="batch sizes, comma-separated (default {default})"))
+    models: tuple = field(metadata=flag(
+        parse=_parse_models, help="model presets, comma-separated (default: --model)"))
+    devices: tuple = field(metadata=flag(
+        "--hw", _parse_devices, metavar="NAME[,NAME...]", help="devices, comma-separated"))
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every point of a sweep shares: the implementation model, the timing and the storage
+    (Workload's kv_dtype, weight_dtype, store_k and reallocate)."""
+
+    implementation: object
+    timing: str | None = None
+    storage: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One predicted point: dense against SparQ (a row of the CSV or JSON, in this order)."""
+
+    hardware: str
+    model: str
+    implementation: str
+    timing: str
+    seq: int
+    batch: int
+    r: int
+    k: int
+    k_setting: str
+    compression: float
+    dense_attention_s: float
+    sparq_attention_s: float
+    attention_speedup: float
+    dense_step_s: float
+    sparq_step_s: float
+    step_speedup: float
+    dense_attention_bytes: float
+    sparq_attention_bytes: float
+    dense_tokens_per_s: float
+    sparq_tokens_per_s: float
+    dense_bound: str
+    sparq_bound: str
+
+
+def sweep_rows(grid: SweepGrid, settings: SweepSettings, *, workers=None,
+               cluster=None) -> tuple[list[SweepRow], list[str]]:
+    """One row per valid combination; notes for those Workload refuses. The (device, model, S)
+    chunks run in local processes (`workers`, default all cores) or on a Dask cluster (`cluster`)."""
     from sparq_sim.executors import map_points
+    from sparq_sim.workload import Workload, WorkloadError
 
     chunks, notes = [], []
-    for device in devices:
-        for model in models:
-            for s in seqs:
-                combos = []
-                for b in batches:
-                    for r in rs:
-                        for k_label, k_of in ks:
-                            k = k_of(s)
-                            if k > s or r > model.head_dim:
+    for device in grid.devices:
+        for model in grid.models:
+            for s in grid.seqs:
+                points = []
+                for b in grid.batches:
+                    for r in grid.rs:
+                        for k_label, k_of in grid.ks:
+                            try:
+                                w = Workload(model=model, seq=s, batch=b, r=r, k=k_of(s), **settings.storage)
+                            except WorkloadError as exc:
                                 notes.append(f"skipped {device.name} {model.name} S={s} r={r} k={k_label}: "
-                                             + ("k exceeds S" if k > s else f"r exceeds d_h = {model.head_dim}"))
+                                             f"{exc.reason}")
                                 continue
-                            combos.append((b, r, k, k_label))
-                if combos:
-                    chunks.append(SweepChunk(device, model, s, tuple(combos), impl, timing, tuple(storage.items())))
+                            points.append((w, k_label))
+                if points:
+                    chunks.append(SweepChunk(device, tuple(points), settings.implementation, settings.timing))
     results = map_points(sweep_chunk, chunks, workers=workers, cluster=cluster, desc="sweep")
     return [row for rows in results for row in rows], notes
 
@@ -154,38 +240,29 @@ class SweepChunk:
     """The sweep points of one device, model and S (picklable, for worker processes)."""
 
     device: object
-    model: object
-    seq: int
-    combos: tuple          # (batch, r, k, k label)
+    points: tuple          # (Workload, k label)
     impl: object
-    timing: str
-    storage: tuple
+    timing: str | None
 
 
-def sweep_chunk(chunk: SweepChunk) -> list[dict]:
+def sweep_chunk(chunk: SweepChunk) -> list[SweepRow]:
     from sparq_sim.predict import predict
     from sparq_sim.timing import timer_for
-    from sparq_sim.workload import Workload
 
     timer = timer_for(chunk.impl, chunk.timing, chunk.device)
-    rows, s = [], chunk.seq
-    for b, r, k, k_label in chunk.combos:
-        w = Workload(model=chunk.model, seq=s, batch=b, r=r, k=k, **dict(chunk.storage))
+    rows = []
+    for w, k_label in chunk.points:
         p = predict(w, chunk.device, chunk.impl, timer=timer)
-        rows.append({
-            "hardware": chunk.device.name, "model": chunk.model.name, "implementation": p.implementation,
-            "timing": p.timing, "seq": s, "batch": b, "r": r, "k": k,
-            "k_setting": k_label, "compression": w.compression,
-            "dense_attention_s": p.dense.attention.time_s,
-            "sparq_attention_s": p.sparq.attention.time_s,
-            "attention_speedup": p.speedup["attention"],
-            "dense_step_s": p.dense.step.time_s, "sparq_step_s": p.sparq.step.time_s,
-            "step_speedup": p.speedup["step"],
-            "dense_attention_bytes": p.dense.attention.bytes,
-            "sparq_attention_bytes": p.sparq.attention.bytes,
-            "dense_tokens_per_s": b * p.dense.tokens_per_s,
-            "sparq_tokens_per_s": b * p.sparq.tokens_per_s,
-            "dense_bound": p.dense.step.bound, "sparq_bound": p.sparq.step.bound})
+        rows.append(SweepRow(
+            hardware=chunk.device.name, model=w.model.name, implementation=p.implementation,
+            timing=p.timing, seq=w.seq, batch=w.batch, r=w.r, k=w.k, k_setting=k_label,
+            compression=w.compression,
+            dense_attention_s=p.dense.attention.time_s, sparq_attention_s=p.sparq.attention.time_s,
+            attention_speedup=p.speedup["attention"],
+            dense_step_s=p.dense.step.time_s, sparq_step_s=p.sparq.step.time_s, step_speedup=p.speedup["step"],
+            dense_attention_bytes=p.dense.attention.bytes, sparq_attention_bytes=p.sparq.attention.bytes,
+            dense_tokens_per_s=w.batch * p.dense.tokens_per_s, sparq_tokens_per_s=w.batch * p.sparq.tokens_per_s,
+            dense_bound=p.dense.step.bound, sparq_bound=p.sparq.step.bound))
     return rows
 
 
@@ -210,39 +287,33 @@ def heatmap_panels(rows: list[dict], metric: str, column=None) -> dict:
     return out
 
 
+def _models(args) -> tuple:
+    """--models, else the model of --model and the shape flags."""
+    return config_flags.parsed(SweepGrid, args, ("models",))["models"] if args.models \
+        else (_args.model_from_args(args),)
+
+
 def run(args) -> int:
-    from functools import partial
     from pathlib import Path
 
-    from sparq_sim.hardware import load_device
-    from sparq_sim.models import get_preset
     from sparq_sim.plots import check_output_path
-    from sparq_sim.units import parse_list, parse_positive_int
 
     out = check_output_path(args.out, (".csv", ".json"))
     plot = check_output_path(args.plot if args.plot else Path(out).with_suffix(".png"), flag="--plot")
-    seqs = parse_seqs(args.seq)
+    seqs = config_flags.parsed(SweepGrid, args, ("seqs",))["seqs"]
     from sparq_sim.commands import _methods
     if _methods.uses_method_path(args):
         return run_method(args, out, plot, seqs)
     if args.compression is not None:
         raise UserError("--compression applies with --method; for SparQ give --r and --k lists")
-    rs = parse_list(args.r, parse_positive_int, "--r")
-    ks = parse_list(args.k, parse_k_spec, "--k")
-    batches = parse_list(args.batch, partial(parse_positive_int, maximum=_args.MAX_BATCH), "--batch")
-    if args.models:
-        models = [get_preset(m.strip()) for m in args.models.split(",") if m.strip()]
-    else:
-        models = [_args.model_from_args(args)]
+    points = config_flags.parsed(SweepGrid, args, ("rs", "ks", "batches"))
+    models = _models(args)
     impl = _args.implementation_from_args(args)
-    devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
-    if not devices:
-        raise UserError(f"bad --hw {args.hw!r}: no device named")
-    storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype, store_k=args.store_k,
-                   reallocate=args.reallocate)
+    grid = SweepGrid(seqs=seqs, **points, models=models, **config_flags.parsed(SweepGrid, args, ("devices",)))
+    settings = SweepSettings(impl, args.timing, _args.storage_values(args))
     from sparq_sim.executors import parse_workers
-    rows, notes = sweep_rows(devices, models, seqs, rs, ks, batches, impl, args.timing, storage,
-                             workers=parse_workers(args.workers), cluster=args.cluster)
+    found, notes = sweep_rows(grid, settings, workers=parse_workers(args.workers), cluster=args.cluster)
+    rows = [asdict(row) for row in found]
     return _write_results(rows, notes, out, plot, heatmap_panels(rows, args.metric) if rows else {},
                           f"SparQ {args.metric} speedup over dense ({impl.name} implementation, "
                           f"{args.timing or 'its default'} timing)")
@@ -266,20 +337,15 @@ def _write_results(rows, notes, out, plot, panels, title) -> int:
 
 def run_method(args, out, plot, seqs) -> int:
     """--method NAME: dense against that method over devices, models, S, batch and compressions."""
-    from sparq_sim.hardware import load_device
     from sparq_sim.methods import get_method, parse_set_options
-    from sparq_sim.models import get_preset
-    from sparq_sim.units import parse_fraction, parse_list, parse_positive_int
+    from sparq_sim.units import parse_fraction, parse_list
 
     name = get_method(args.method or "sparq").name
     overrides = parse_set_options(args.method_set)
     compressions = [None] if args.compression is None else parse_list(args.compression, parse_fraction, "--compression")
     batches = parse_list(args.batch, parse_positive_int, "--batch")
-    models = ([get_preset(m.strip()) for m in args.models.split(",") if m.strip()] if args.models
-              else [_args.model_from_args(args)])
-    devices = [load_device(h.strip()) for h in str(args.hw).split(",") if h.strip()]
-    if not devices:
-        raise UserError(f"bad --hw {args.hw!r}: no device named")
+    models = _models(args)
+    devices = config_flags.parsed(SweepGrid, args, ("devices",))["devices"]
     storage = dict(kv_dtype=args.kv_dtype, weight_dtype=args.weight_dtype)
     rows, notes = method_sweep_rows(devices, models, seqs, batches, name, compressions, overrides, storage)
     return _write_results(rows, notes, out, plot, method_heatmap_panels(rows, args.metric) if rows else {},

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sparq_sim.commands import _args
+from sparq_sim.config_flags import Flag, add_flag
 from sparq_sim.errors import UserError
 
 NAME = "validate"
@@ -19,40 +20,46 @@ HELP = "validate predictions against measurements (a CSV in the published schema
 ORDER = 60
 
 
+SOURCE_FLAGS = (      # exactly one of them
+    Flag("--measurements", metavar="FILE.csv",
+         help="measurements in the schema of validation/data/README.md (several: comma-separated)"),
+    Flag("--local", switch="on", help="run the project's kernels on this machine and validate against them"),
+)
+FLAGS = (
+    Flag("--fit", switch="on",
+         help="fit the constants on the validated file itself (otherwise the stored calibration "
+              "of the device or of its kind, with the device's own hardware figures)"),
+    Flag("--fit-on", metavar="SOURCE.csv",
+         help="fit the constants on these measurements (another device; comma-separated for several) "
+              "and predict --measurements with each device's own physics: cross-device validation"),
+    Flag("--write-accuracy", metavar="FILE.json",
+         help="with --fit-on: record the per-kernel cross-device errors in this accuracy file "
+              "(predict reports them beside its calibrated estimates)"),
+    Flag("--holdout", choices=("seq",),
+         help="with --measurements: fit on every other sequence length, validate on the rest"),
+    Flag("--train-seq", metavar="LIST", help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192"),
+    Flag("--calibration", metavar="FILE.toml", help="calibration file to use instead of the stored one"),
+    Flag("--write-calibration", metavar="FILE.toml",
+         help="with --fit: also write the constants fitted on all the rows together (every device of "
+              "one kind), with their provenance, to this file"),
+    Flag("--plot", metavar="FILE", help="write predicted-vs-measured and error-vs-S plots (.png/.svg)"),
+    Flag("--worst", default="10", help="worst rows to list (default 10)"),
+    Flag("--max-median-error", metavar="PCT",
+         help="exit with code 1 when the overall median absolute error exceeds PCT percent "
+              "(an accuracy gate for CI)"),
+)
+LOCAL_FLAGS = (
+    Flag("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot"),
+    Flag("--quick", switch="on", help="a short run (about 2 minutes)"),
+    Flag("--calibrate", switch="on", help="re-run the local calibration microbenchmarks before validating"),
+    Flag("--threads", help="threads for the kernels (default: all cores)"),
+)
+
+
 def add_arguments(parser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--measurements", metavar="FILE.csv",
-                     help="measurements in the schema of validation/data/README.md (several: comma-separated)")
-    src.add_argument("--local", action="store_true",
-                     help="run the project's kernels on this machine and validate against them")
-    parser.add_argument("--fit", action="store_true",
-                        help="fit the constants on the validated file itself (otherwise the stored calibration "
-                             "of the device or of its kind, with the device's own hardware figures)")
-    parser.add_argument("--fit-on", dest="fit_on", metavar="SOURCE.csv",
-                        help="fit the constants on these measurements (another device; comma-separated for several) "
-                             "and predict --measurements with each device's own physics: cross-device validation")
-    parser.add_argument("--write-accuracy", dest="write_accuracy", metavar="FILE.json",
-                        help="with --fit-on: record the per-kernel cross-device errors in this accuracy file "
-                             "(predict reports them beside its calibrated estimates)")
-    parser.add_argument("--holdout", choices=("seq",),
-                        help="with --measurements: fit on every other sequence length, validate on the rest")
-    parser.add_argument("--train-seq", dest="train_seq", metavar="LIST",
-                        help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192")
-    parser.add_argument("--calibration", metavar="FILE.toml", help="calibration file to use instead of the stored one")
-    parser.add_argument("--write-calibration", dest="write_calibration", metavar="FILE.toml",
-                        help="with --fit: also write the constants fitted on all the rows together (every device of "
-                             "one kind), with their provenance, to this file")
-    parser.add_argument("--plot", metavar="FILE", help="write predicted-vs-measured and error-vs-S plots (.png/.svg)")
-    parser.add_argument("--worst", default="10", help="worst rows to list (default 10)")
-    parser.add_argument("--max-median-error", dest="max_median_error", metavar="PCT",
-                        help="exit with code 1 when the overall median absolute error exceeds PCT percent "
-                             "(an accuracy gate for CI)")
-    local = parser.add_argument_group("--local")
-    local.add_argument("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot")
-    local.add_argument("--quick", action="store_true", help="a short run (about 2 minutes)")
-    local.add_argument("--calibrate", action="store_true",
-                       help="re-run the local calibration microbenchmarks before validating")
-    local.add_argument("--threads", help="threads for the kernels (default: all cores)")
+    add_flag(parser.add_mutually_exclusive_group(required=True), *SOURCE_FLAGS)
+    add_flag(parser, *FLAGS)
+    add_flag(parser.add_argument_group("--local"), *LOCAL_FLAGS)
     _args.add_format_argument(parser)
 
 

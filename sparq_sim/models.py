@@ -76,6 +76,8 @@ _PRESET_ROWS = (
     ("llama-3-8b", 32, 32, 8, 128, 4096, 8.030e9, "meta-llama/Meta-Llama-3-8B"),      # 8,030,261,248
     ("llama-3-70b", 80, 64, 8, 128, 8192, 70.554e9, "meta-llama/Meta-Llama-3-70B"),   # 70,553,706,496
     ("mistral-7b", 32, 32, 8, 128, 4096, 7.242e9, "mistralai/Mistral-7B-v0.1"),       # 7,241,732,096
+    ("gemma-7b", 28, 16, 16, 256, 3072, 8.538e9, "google/gemma-7b"),                 # 8,537,680,896
+    ("pythia-6.9b", 32, 32, 32, 128, 4096, 6.857e9, "EleutherAI/pythia-6.9b"),        # 6,857,302,016
 )
 PRESETS = {row[0]: ModelConfig(*row[:7]) for row in _PRESET_ROWS}
 

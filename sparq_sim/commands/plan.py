@@ -75,10 +75,10 @@ def run(args) -> int:
     device = load_device(args.hw)
     from sparq_sim.parallel import parse_tp
     tp = parse_tp(args.tp)
-    result = capacity.plan(device, model, seq, compressions=parse_compressions(args.compression),
-                           kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
-                           reallocate=args.reallocate, implementation=impl, timing=args.timing,
-                           reserve_fraction=reserve, tp=tp)
+    settings = capacity.PlanSettings(compressions=parse_compressions(args.compression), kv_dtype=kv_dtype,
+                                     weight_dtype=weight_dtype, store_k=args.store_k, reallocate=args.reallocate,
+                                     implementation=impl, timing=args.timing, reserve_fraction=reserve, tp=tp)
+    result = capacity.plan(device, model, seq, settings)
     target = None
     if targets is not None:
         from sparq_sim.slo import plan_targets

@@ -57,7 +57,7 @@ def run(args) -> int:
     if _methods.uses_method_path(args):
         return run_method(args)
     if args.plot is not None:
-        from sparq_sim.plots import check_output_path
+        from sparq_sim.outputs import check_output_path
         check_output_path(args.plot, flag="--plot")
     targets = _target_args(args)
     reserve = capacity.RESERVE_FRACTION

@@ -216,7 +216,7 @@ def run(args) -> int:
 
     from sparq_sim.hardware import load_device
     from sparq_sim.models import get_preset
-    from sparq_sim.plots import check_output_path
+    from sparq_sim.outputs import check_output_path
     from sparq_sim.units import parse_list, parse_positive_int
 
     out = check_output_path(args.out, (".csv", ".json"))
@@ -291,7 +291,7 @@ def write_rows(path, rows: list[dict]) -> None:
     import io
     import json
 
-    from sparq_sim.plots import write_text_atomic
+    from sparq_sim.outputs import write_text_atomic
 
     if str(path).lower().endswith(".json"):
         write_text_atomic(path, json.dumps(rows, indent=1) + "\n")

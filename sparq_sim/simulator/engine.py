@@ -143,17 +143,24 @@ class _Channel:
 
 
 @dataclass
-class _State:
-    """What the issuer and the channels share: counters, slots in use, completions."""
+class _Slots:
+    """In-flight slots in use: the issuer takes them, completions free them."""
 
-    hits: int = 0
-    misses: int = 0
-    conflicts: int = 0
-    busy: float = 0.0
-    inflight: int = 0
+    requests: int = 0
     demand: int = 0
     pieces: int = 0
-    issuer_wait: object = None
+
+
+@dataclass
+class _State:
+    """What the issuer and the channels share: row outcomes, bus time, slots, completions."""
+
+    hits: int = 0
+    misses: int = 0           # bank closed
+    conflicts: int = 0        # another row open
+    busy: float = 0.0         # data bus time, summed over channels
+    slots: _Slots = field(default_factory=_Slots)
+    issuer_wait: object = None                       # event the issuer sleeps on when no release is due
     releases: deque = field(default_factory=deque)   # (time, request) in nondecreasing time order
     completions: list = field(default_factory=list)
 
@@ -234,26 +241,26 @@ class _SlicePath:
 
     def release_done(self) -> None:
         """Free the slots of every request completed by now."""
-        st, reqs, now = self.state, self.reqs, self.env.now
-        releases, piece_left = st.releases, reqs.piece_left
+        slots, reqs, now = self.state.slots, self.reqs, self.env.now
+        releases, piece_left = self.state.releases, reqs.piece_left
         while releases and releases[0][0] <= now:
             _, j = releases.popleft()
-            st.inflight -= 1
+            slots.requests -= 1
             if reqs.demand[j]:
-                st.demand -= 1
+                slots.demand -= 1
                 left = piece_left.get(reqs.piece[j])
                 if left is not None:
                     if left <= 1:
                         del piece_left[reqs.piece[j]]
-                        st.pieces -= 1
+                        slots.pieces -= 1
                     else:
                         piece_left[reqs.piece[j]] = left - 1
 
     def can_issue(self, i: int) -> bool:
         """Whether every slot request i needs is free."""
-        st, lim, reqs = self.state, self.limits, self.reqs
-        return (st.inflight < lim.requests and (not reqs.demand[i] or st.demand < lim.demand)
-                and (not reqs.first[i] or st.pieces < lim.pieces))
+        slots, lim, reqs = self.state.slots, self.limits, self.reqs
+        return (slots.requests < lim.requests and (not reqs.demand[i] or slots.demand < lim.demand)
+                and (not reqs.first[i] or slots.pieces < lim.pieces))
 
     def issue(self):
         """Walk the requests in program order, each when its slots are free."""
@@ -263,11 +270,11 @@ class _SlicePath:
         while i < n:
             self.release_done()
             if self.can_issue(i):
-                st.inflight += 1
+                st.slots.requests += 1
                 if reqs.demand[i]:
-                    st.demand += 1
+                    st.slots.demand += 1
                 if reqs.first[i] and reqs.piece[i] in reqs.piece_left:
-                    st.pieces += 1
+                    st.slots.pieces += 1
                 self.arrive(i, env.now)
                 i += 1
                 continue

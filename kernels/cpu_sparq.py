@@ -16,6 +16,10 @@ Per item:
    scores, then whole V rows accumulated the same way, and mixes in the value mean by alpha
    when reallocating. No gathered copy is made.
 
+Each step is a function below (group_queries, scaled_components, approximate_scores;
+select_positions, chosen_mass; exact_scores, softmax_in_place, mix_values, write_output), and
+sparq_kernel calls them in order per work item with its Settings and Workspace.
+
 The row gathers are bound by misses in flight per core, not by bandwidth (kernels/MEMBENCH.md),
 so step 2 prefetches its rows into L2 16 rows ahead and into L1 4 rows ahead: about 10% faster
 at S = 32k than 32 rows into L1 alone, because L2 prefetches do not hold the L1's miss buffers
@@ -25,10 +29,6 @@ for the whole DRAM latency (kernels/BENCHMARKS.md).
 from __future__ import annotations
 
 import math
-
-import numpy as np
-from numba import get_thread_id, njit, prange
-
 from typing import NamedTuple
 
 import numpy as np

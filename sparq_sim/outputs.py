@@ -8,13 +8,13 @@
   then its parent must take a new folder).
 * ``atomic_write(path, binary=False)``: one file written to a temporary file in its folder and
   moved over `path` with ``os.replace`` only when the block succeeds.
-* ``write_text_atomic(path, text)``, ``save_figure(fig, path)``: one text file, or one matplotlib
-  figure in the format its extension names, written by ``atomic_write``.
 * ``OutputSet``: every output of one command. ``staged(path)`` gives a temporary path beside
   the final one to write to (with the same extension, so writers that pick the format from it
   work unchanged); ``commit()`` moves them all into place; ``discard()`` (or leaving the
   ``with`` block by an exception) deletes them, so a failure leaves no file behind. Used as
   ``with OutputSet() as outs: ... outs.write_text(path, text) ...``.
+* ``save_figure(fig, path)``: a matplotlib figure written by ``atomic_write`` in the format its
+  extension names (the charts are drawn in ``sparq_sim.plots``).
 """
 
 from __future__ import annotations
@@ -93,13 +93,6 @@ def write_text_atomic(path, text: str) -> None:
         f.write(text)
 
 
-def save_figure(fig, path) -> None:
-    """Write a matplotlib figure atomically in the format its extension names (.png or .svg)."""
-    p = check_output_path(path)
-    with atomic_write(p, binary=True) as f:
-        fig.savefig(f, format=p.suffix.lower().lstrip("."), dpi=120)
-
-
 class OutputSet:
     """All outputs of one command: staged beside their final paths, moved into place together."""
 
@@ -159,3 +152,10 @@ class OutputSet:
             except OSError:
                 pass
         self._staged, self._folders = [], []
+
+
+def save_figure(fig, path) -> None:
+    """Write a matplotlib figure atomically in the format its extension names (.png or .svg)."""
+    p = check_output_path(path)
+    with atomic_write(p, binary=True) as f:
+        fig.savefig(f, format=p.suffix.lower().lstrip("."), dpi=120)

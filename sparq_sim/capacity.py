@@ -57,6 +57,13 @@ def state_bytes_per_sequence(model: ModelConfig, method: str, reallocate: bool =
     return 0
 
 
+def sequence_bytes(model: ModelConfig, seq: int, method: str, kv_dtype: str = "float16", store_k: str = "twice",
+                   reallocate: bool = True) -> int:
+    """Device memory one sequence of `seq` tokens holds: its KV cache and the method's state."""
+    return (kv_bytes_per_token(model, kv_dtype, method, store_k) * seq
+            + state_bytes_per_sequence(model, method, reallocate))
+
+
 def weights_bytes(model: ModelConfig, weight_dtype: str = "float16") -> float:
     return model.params * dtypes.nbytes(weight_dtype)
 
@@ -89,8 +96,7 @@ def memory_use(w: Workload, device, reserve_fraction: float = RESERVE_FRACTION) 
     weights = weights_bytes(w.model, w.weight_dtype)
     out = {"capacity_bytes": capacity, "reserve_bytes": reserve, "weights_bytes": weights}
     for method in ("dense", "sparq"):
-        per_seq = (kv_bytes_per_token(w.model, w.kv_dtype, method, w.store_k) * w.seq
-                   + state_bytes_per_sequence(w.model, method, w.reallocate))
+        per_seq = sequence_bytes(w.model, w.seq, method, w.kv_dtype, w.store_k, w.reallocate)
         need = weights + w.batch * per_seq
         out[method] = {"memory_bytes": need, "fits_in_memory": need + reserve <= capacity}
     return out
@@ -166,8 +172,7 @@ class PlanSettings:
 
     def per_sequence_bytes(self, model: ModelConfig, seq: int, method: str) -> int:
         """KV cache and state bytes one sequence of `seq` tokens needs under these settings."""
-        return (kv_bytes_per_token(model, self.kv_dtype, method, self.store_k) * seq
-                + state_bytes_per_sequence(model, method, self.reallocate))
+        return sequence_bytes(model, seq, method, self.kv_dtype, self.store_k, self.reallocate)
 
 
 def plan(device, model: ModelConfig, seq: int, settings: PlanSettings | None = None, **changes) -> Plan:
@@ -302,8 +307,7 @@ def smallest_tp(device, model: ModelConfig, seq: int, *, kv_dtype="float16", wei
     for n in tp_choices(model):
         m = shard_model(model, n)
         fits = all(max_batch(capacity, weights_bytes(m, weight_dtype), reserve_fraction * capacity,
-                             kv_bytes_per_token(m, kv_dtype, method, store_k) * seq
-                             + state_bytes_per_sequence(m, method, reallocate)) >= 1
+                             sequence_bytes(m, seq, method, kv_dtype, store_k, reallocate)) >= 1
                    for method in ("dense", "sparq"))
         if fits:
             return n

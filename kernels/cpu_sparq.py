@@ -18,7 +18,9 @@ Per item:
 
 Each step is a function below (group_queries, scaled_components, approximate_scores;
 select_positions, chosen_mass; exact_scores, softmax_in_place, mix_values, write_output), and
-sparq_kernel calls them in order per work item with its Settings and Workspace.
+sparq_kernel calls them in order per work item with its Settings and Workspace. They are
+inlined into it (numba inline="always"), so the compiled kernel is one loop body per work item,
+exactly as fast as one written in a piece.
 
 The row gathers are bound by misses in flight per core, not by bandwidth (kernels/MEMBENCH.md),
 so step 2 prefetches its rows into L2 16 rows ahead and into L1 4 rows ahead: about 10% faster
@@ -97,7 +99,7 @@ def prefetch_rows_ahead(arr, base, rows, j, k, d, line):
 
 
 # ---------------------------------------------------------------- step 1: components and scores
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def group_queries(q, b, h, G):
     """The G query rows of KV head h as float32 (G, d), and sum_g |q_g| (d,)."""
     d = q.shape[2]
@@ -111,7 +113,7 @@ def group_queries(q, b, h, G):
     return qg, a
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def scaled_components(qg, a, r):
     """i1 = top r of `a` (shared by the group) and q_hat (r, G) = q_g[i1] / tau_g, per head's tau."""
     G, d = qg.shape
@@ -191,7 +193,7 @@ def update_softmax_stats(xs, s0, n, M, Z):
         Z[g] += zs
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def approximate_scores(K, Kt, use_kt, b, h, i1, qh, xs):
     """Step 1: xs[g, :S] = q_hat_g . K[:, i1] block by block, with each head's softmax max M and
     sum Z over them in the same pass (so s_hat is never written). Returns (M, Z)."""
@@ -210,7 +212,7 @@ def approximate_scores(K, Kt, use_kt, b, h, i1, qh, xs):
 
 
 # ---------------------------------------------------------------- top-k selection
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def select_positions(xs, M, Z, n_pos, k, l, i2, rank, cand, cvals):
     """i2[:k] = the top k - l positions of [0, n_pos) by the ranking value (sorted), then the local
     window n_pos .. n_pos + l - 1. Ranking: the raw score when G = 1 (softmax is monotone in it),
@@ -233,7 +235,7 @@ def select_positions(xs, M, Z, n_pos, k, l, i2, rank, cand, cvals):
         i2[kk + t] = n_pos + t
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def chosen_mass(xs, M, Z, i2, k):
     """alpha_g = sum over the chosen positions of s_hat_g (at most 1): the reallocation weight."""
     G = M.shape[0]
@@ -247,7 +249,7 @@ def chosen_mass(xs, M, Z, i2, k):
 
 
 # ---------------------------------------------------------------- step 2: gather, softmax, mix
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def exact_scores(qg, K, b, h, i2, k, sc):
     """sc[g, j] = q_g . K[i2[j]] / sqrt(d) on whole K rows gathered in place (prefetched ahead)."""
     Hkv, S, d = K.shape[1], K.shape[2], K.shape[3]
@@ -260,7 +262,7 @@ def exact_scores(qg, K, b, h, i2, k, sc):
         score_row(qg, K[b, h, i2[j]], sc, j, scale)
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def softmax_in_place(sc, k):
     """sc[g, :k] = exp(sc[g, :k] - max); returns each head's sum (the normaliser)."""
     G = sc.shape[0]
@@ -279,7 +281,7 @@ def softmax_in_place(sc, k):
     return lsum
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def mix_values(V, b, h, i2, k, sc):
     """acc[g] = sum_j sc[g, j] V[i2[j]] on whole V rows gathered in place (prefetched ahead)."""
     Hkv, S, d = V.shape[1], V.shape[2], V.shape[3]
@@ -294,7 +296,7 @@ def mix_values(V, b, h, i2, k, sc):
     return acc
 
 
-@njit(fastmath=FASTMATH_NO_INF, cache=True)
+@njit(inline="always", cache=True)
 def write_output(out, b, h, acc, lsum, alpha, vbar, reallocate):
     """out = acc / lsum, with reallocation: alpha of that and (1 - alpha) of the value mean vbar."""
     G, d = acc.shape

@@ -14,7 +14,6 @@ fraction of the streaming bandwidth, and the SparQ speedup against the ideal one
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 
@@ -29,37 +28,28 @@ def spread(values, fmt) -> str:
 
 
 def main(argv=None) -> int:
-    from sparq_sim.errors import OneLineParser
-    from sparq_sim.errors import UserError
-    from sparq_sim.kernels import timing
+    from sparq_sim.kernels import bench_common, timing
     from sparq_sim.kernels.profiling import Case, markdown_table, profile_case
     from sparq_sim.units import parse_seq
 
     prog = "python -m sparq_sim.kernels.bench_cpu"
-    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
+    p = bench_common.parser(prog, __doc__, r=16, dtype="float32", warmup=3, repeats=9,
+                            repeats_help="timed calls per method and round")
     p.add_argument("--seqs", default="4k,16k,32k,128k")
     p.add_argument("--impl", default="cpu")
-    p.add_argument("--heads", type=int, default=32)
-    p.add_argument("--head-dim", type=int, default=128)
-    p.add_argument("--r", type=int, default=16)
     p.add_argument("--k-ratio", type=int, default=16)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=9, help="timed calls per method and round")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--pages", choices=("base", "huge"), default="base",
                    help="K, V and K_t in base pages (default: plain allocations) or in transparent huge pages")
-    p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     for name, least in (("rounds", 1), ("repeats", 1), ("warmup", 0)):
         if getattr(args, name) < least:
             print(f"{prog}: error: bad --{name} {getattr(args, name)}: must be at least {least}", file=sys.stderr)
             return 2
-    try:
-        seqs = [parse_seq(x) for x in args.seqs.split(",")]
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    lists = bench_common.comma_lists(prog, {"seqs": (args.seqs, parse_seq)})
+    if lists is None:
         return 2
+    seqs = lists["seqs"]
 
     bps, info = timing.measure_stream_bandwidth(refresh=True)
     env = timing.environment()
@@ -98,9 +88,7 @@ def main(argv=None) -> int:
                      f"{res['speedup']:.2f}x {spread(ratios, lambda x: f'{x:.2f}')}", f"{res['ideal_speedup']:.2f}x"])
         print(f"# done S={s}", file=sys.stderr, flush=True)
     print(markdown_table(rows, header))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"environment": env, "stream": {"Bps": bps, **info}, "results": results}, fh, indent=2)
+    bench_common.write_json(args.json, {"environment": env, "stream": {"Bps": bps, **info}, "results": results})
     return 0
 
 

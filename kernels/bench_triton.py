@@ -14,40 +14,28 @@ Not run in the CPU-only session that wrote it: the numbers are for a later GPU s
 
 from __future__ import annotations
 
-import json
 import sys
 
 
 def main(argv=None) -> int:
     import torch
 
-    from sparq_sim.kernels import dense_attention, sparq_attention, timing
+    from sparq_sim.kernels import bench_common, dense_attention, sparq_attention, timing
     from sparq_sim.kernels.profiling import Case, markdown_table, traffic
-    from sparq_sim.units import parse_seq
-
-    from sparq_sim.errors import OneLineParser
-    from sparq_sim.errors import UserError
-    from sparq_sim.units import parse_positive_int
+    from sparq_sim.units import parse_positive_int, parse_seq
 
     prog = "python -m sparq_sim.kernels.bench_triton"
-    p = OneLineParser(prog=prog, description=__doc__.split("\n")[0])
+    p = bench_common.parser(prog, __doc__, r=32, dtype="float16", warmup=10, repeats=50,
+                            dtype_choices=("float16", "bfloat16", "float32"))
     p.add_argument("--batches", default="1,16,64")
     p.add_argument("--seqs", default="4k,32k")
-    p.add_argument("--r", type=int, default=32)
     p.add_argument("--k", type=int, default=128)
-    p.add_argument("--heads", type=int, default=32)
-    p.add_argument("--head-dim", type=int, default=128)
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
-    try:
-        batches = [parse_positive_int(b, "--batches") for b in args.batches.split(",")]
-        seqs = [parse_seq(x) for x in args.seqs.split(",")]
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    lists = bench_common.comma_lists(prog, {"batches": (args.batches, lambda b: parse_positive_int(b, "--batches")),
+                                            "seqs": (args.seqs, parse_seq)})
+    if lists is None:
         return 2
+    batches, seqs = lists["batches"], lists["seqs"]
     if not torch.cuda.is_available():
         print("bench_triton needs a CUDA GPU (none found)", file=sys.stderr)
         return 2
@@ -99,9 +87,7 @@ def main(argv=None) -> int:
                              f"{t['median_s'] * 1e6 / B:.2f}", f"{e['GBps']:.0f}", f"{base / t['median_s']:.2f}x"])
     header = ["B", "S", "kernel", "median us", "p10-p90 us", "us/query", "GB/s", "vs sdpa"]
     print(markdown_table(rows, header))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"environment": env, "results": results}, fh, indent=2)
+    bench_common.write_json(args.json, {"environment": env, "results": results})
     return 0
 
 

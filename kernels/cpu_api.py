@@ -73,6 +73,7 @@ def sparq_attention(q, K, V, *, r, k, local_window=0, reallocate=True, v_mean=No
     out = np.empty(qa.shape, np.float32)
     import numba
     ws = cpu_sparq.workspace(numba.config.NUMBA_NUM_THREADS, q.shape[1] // K.shape[1], K.shape[2], int(k))
-    cpu_sparq.sparq_kernel(qa, Ka, Va, Kta, K_t is not None, vbar, int(r), int(k), int(local_window),
-                           bool(reallocate), out, *ws)
+    settings = cpu_sparq.Settings(r=int(r), k=int(k), local_window=int(local_window), reallocate=bool(reallocate),
+                                  use_kt=K_t is not None)
+    cpu_sparq.sparq_kernel(qa, Ka, Va, Kta, vbar, out, settings, ws)
     return torch.from_numpy(out).to(q.dtype)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from sparq_sim.kernels.cpu_util import FASTMATH_NO_INF, fexp, to_f32
+from sparq_sim.kernels.cpu_util import FASTMATH_NO_INF, add_weighted_row, fexp, score_row
 
 BLOCK = 128  # positions per softmax block: scores of a block stay in L1
 
@@ -25,6 +25,7 @@ def dense_partials(q, K, V, n_split, m_out, l_out, acc_out):
     Hkv, S = K.shape[1], K.shape[2]
     G = Hq // Hkv
     scale = np.float32(1.0 / math.sqrt(d))
+    one = np.float32(1.0)               # q is scaled once, below
     chunk = (S + n_split - 1) // n_split
     for w in prange(B * Hkv * n_split):
         b = w // (Hkv * n_split)
@@ -42,14 +43,8 @@ def dense_partials(q, K, V, n_split, m_out, l_out, acc_out):
         sc = np.empty((G, BLOCK), np.float32)
         for s0 in range(lo, hi, BLOCK):
             n = min(BLOCK, hi - s0)
-            for j in range(n):
-                krow = K[b, h, s0 + j]          # row slices indexed from 0: no wraparound tests, vectorises
-                for g in range(G):
-                    qrow = qs[g]
-                    dot = np.float32(0.0)
-                    for i in range(d):
-                        dot += qrow[i] * to_f32(krow[i])
-                    sc[g, j] = dot
+            for j in range(n):                  # row slices indexed from 0: no wraparound tests, vectorises
+                score_row(qs, K[b, h, s0 + j], sc, j, one)
             for g in range(G):
                 bm = sc[g, 0]
                 for j in range(1, n):
@@ -68,12 +63,7 @@ def dense_partials(q, K, V, n_split, m_out, l_out, acc_out):
                     ssum += p
                 l[g] += ssum
             for j in range(n):
-                vrow = V[b, h, s0 + j]
-                for g in range(G):
-                    p = sc[g, j]
-                    arow = acc[g]
-                    for i in range(d):
-                        arow[i] += p * to_f32(vrow[i])
+                add_weighted_row(acc, sc, j, V[b, h, s0 + j])
         for g in range(G):
             m_out[w, g] = m[g]
             l_out[w, g] = l[g]

@@ -1,5 +1,6 @@
 """numba building blocks shared by the CPU kernels: loads of 16-bit storage, a vectorisable exp,
-software prefetch, and the fused top-k selection (sample threshold, then exact pick).
+software prefetch, the row steps of attention (a K row's scores, a V row's weighted sum), and
+the fused top-k selection (sample threshold, then exact pick).
 
 16-bit storage is passed to numba as integer views, so the storage format is a compile-time
 type: uint16 = IEEE float16 bits, int16 = bfloat16 bits, float32 as itself. ``to_f32`` loads
@@ -25,36 +26,29 @@ FASTMATH_NO_INF = {"nsz", "arcp", "contract", "afn", "reassoc"}  # -inf appears 
 
 
 # ---------------------------------------------------------------- bit-level intrinsics
-@intrinsic
-def _half_bits_to_f32(typingctx, x):
-    if x != types.uint16:
-        return None
+def _bits_intrinsic(source, convert, doc: str):
+    """A numba intrinsic float32 <- `source` integer whose code is `convert(builder, value)`."""
+    @intrinsic
+    def bits_to_f32(typingctx, x):
+        if x != source:
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-    return types.float32(types.uint16), codegen
-
-
-@intrinsic
-def _bf16_bits_to_f32(typingctx, x):
-    if x != types.int16:
-        return None
-
-    def codegen(context, builder, sig, args):
-        wide = builder.shl(builder.zext(args[0], ir.IntType(32)), ir.Constant(ir.IntType(32), 16))
-        return builder.bitcast(wide, ir.FloatType())
-    return types.float32(types.int16), codegen
+        def codegen(context, builder, sig, args):
+            return convert(builder, args[0])
+        return types.float32(source), codegen
+    bits_to_f32.__doc__ = doc
+    return bits_to_f32
 
 
-@intrinsic
-def i32_bits_to_f32(typingctx, x):
-    """Reinterpret an int32's bits as a float32."""
-    if x != types.int32:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+_half_bits_to_f32 = _bits_intrinsic(
+    types.uint16, lambda b, x: b.fpext(b.bitcast(x, ir.HalfType()), ir.FloatType()),
+    "A float16's bits (uint16) as float32.")
+_bf16_bits_to_f32 = _bits_intrinsic(
+    types.int16, lambda b, x: b.bitcast(b.shl(b.zext(x, ir.IntType(32)), ir.Constant(ir.IntType(32), 16)),
+                                        ir.FloatType()),
+    "A bfloat16's bits (int16) as float32: the top half of a float32.")
+i32_bits_to_f32 = _bits_intrinsic(types.int32, lambda b, x: b.bitcast(x, ir.FloatType()),
+                                  "Reinterpret an int32's bits as a float32.")
 
 
 def to_f32(x):  # pragma: no cover - replaced by the overload inside numba
@@ -121,6 +115,28 @@ def fexp(x):
     p = p * f + np.float32(1.0)
     e = i32_bits_to_f32(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
     return p * e
+
+
+# ---------------------------------------------------------------- row steps shared by the kernels
+@njit(inline="always")
+def score_row(qg, krow, sc, j, scale):
+    """sc[g, j] = scale * qg[g] . krow for each query head g of a group (d_h innermost, contiguous)."""
+    for g in range(qg.shape[0]):
+        qrow = qg[g]
+        dot = np.float32(0.0)
+        for i in range(qrow.shape[0]):
+            dot += qrow[i] * to_f32(krow[i])
+        sc[g, j] = dot * scale
+
+
+@njit(inline="always")
+def add_weighted_row(acc, sc, j, vrow):
+    """acc[g] += sc[g, j] * vrow for each query head g of a group."""
+    for g in range(acc.shape[0]):
+        p = sc[g, j]
+        arow = acc[g]
+        for i in range(arow.shape[0]):
+            arow[i] += p * to_f32(vrow[i])
 
 
 # ---------------------------------------------------------------- selection

@@ -3,7 +3,8 @@ rotation (so timings come from DRAM, not the last-level cache), and the machine'
 streaming-read bandwidth (cached per CPU model with its date).
 
 API (reused by the validation suite):
-    time_call(fn, make_inputs, warmup=3, repeats=21, *, copies=1, sync=None) -> TimingResult
+    time_call(fn, make_inputs, warmup=3, repeats=21, *, copies=1, sync=None, flush=None,
+              budget_s=None) -> TimingResult;  CacheFlush(llc)
     copies_for(bytes_touched_per_call, bytes_per_copy, llc_bytes=None, ...) -> int
     measure_stream_bandwidth(refresh=False) -> (Bps, info)   (kernels.membench.measure_stream, cached)
     read_bandwidth() -> (Bps, how)                            (re-measured, for the local calibration)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -42,6 +44,11 @@ class TimingResult:
     def iqr_s(self) -> float:
         return self.q3_s - self.q1_s
 
+    @property
+    def stderr_s(self) -> float:
+        """Standard error of the median from the spread: IQR / 1.349 (a normal's sigma) / sqrt(n)."""
+        return self.iqr_s / 1.349 / math.sqrt(self.n)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["iqr_s"] = self.iqr_s
@@ -68,13 +75,17 @@ def summarize(times, copies: int = 1) -> TimingResult:
 
 
 def time_call(fn, make_inputs, warmup: int = 3, repeats: int = 21, *, copies: int = 1,
-              sync=None) -> TimingResult:
-    """Time fn(*args) per call with a monotonic clock.
+              sync=None, flush=None, budget_s: float | None = None, min_repeats: int = 5) -> TimingResult:
+    """Time fn(*args) per call with a monotonic clock: the one harness of the kernels' benchmarks,
+    ``sparq-sim profile`` and ``validate --local``.
 
     make_inputs() returns one argument tuple; it is called `copies` times before timing and the
     calls rotate through the copies (choose copies with :func:`copies_for` so that their total
     exceeds the last-level cache, then every call reads DRAM). `sync` (e.g.
     torch.cuda.synchronize) runs before and after each call. Warm-up calls are not timed.
+    `flush` (e.g. a :class:`CacheFlush`) runs, untimed, before every timed call. With `budget_s`,
+    `repeats` is the most calls: timing stops sooner once `min_repeats` calls are timed and
+    `budget_s` seconds have passed since the warm-up.
     """
     if warmup < 0 or repeats < 1 or copies < 1:
         raise ValueError("need warmup >= 0, repeats >= 1 and copies >= 1")
@@ -85,8 +96,11 @@ def time_call(fn, make_inputs, warmup: int = 3, repeats: int = 21, *, copies: in
         sync()
     times = []
     clock = time.perf_counter
-    for i in range(repeats):
-        args = inputs[(warmup + i) % copies]
+    t_end = math.inf if budget_s is None else clock() + budget_s
+    while len(times) < repeats and (len(times) < min_repeats or clock() < t_end):
+        args = inputs[(warmup + len(times)) % copies]
+        if flush:
+            flush()
         if sync:
             sync()
         t0 = clock()
@@ -95,6 +109,23 @@ def time_call(fn, make_inputs, warmup: int = 3, repeats: int = 21, *, copies: in
             sync()
         times.append(clock() - t0)
     return summarize(times, copies)
+
+
+class CacheFlush:
+    """Evicts the caches (untimed, as time_call's `flush`): a read of a buffer of 2 x LLC.
+
+    Rotating input copies alone does not keep the caches cold for calls that touch a small part
+    of each copy (SparQ reads r rows of K_t, k rows of K and V): the touched bytes of all copies
+    can fit in the LLC. A decoding step is like that too: the other layers' weights and caches
+    stream through between two calls of one layer's attention.
+    """
+
+    def __init__(self, llc: int):
+        import torch
+        self.buf = torch.ones(max(2 * llc, 64 * 1024 ** 2) // 4, dtype=torch.float32)
+
+    def __call__(self):
+        self.buf.sum()
 
 
 def copies_for(bytes_touched: float, bytes_per_copy: float, llc: int | None = None, factor: float = 4.0,

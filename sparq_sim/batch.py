@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparq_sim.capacity import kv_bytes_per_token, state_bytes_per_sequence
+from sparq_sim.capacity import kv_bytes_per_token, sequence_bytes, state_bytes_per_sequence
 from sparq_sim.errors import UserError
 from sparq_sim.models import ModelConfig
 from sparq_sim.workload import DEFAULT_COMPRESSION, Workload, settings_for_compression
@@ -156,8 +156,7 @@ def sequence_settings(model: ModelConfig, seqs, *, compression: float | None = N
         out.append(SequenceSettings(
             s, r_c if r is None else r, k_c if k is None else min(k, s),
             kv_bytes_per_token(model, kv_dtype, "dense") * s,
-            kv_bytes_per_token(model, kv_dtype, "sparq", store_k) * s
-            + state_bytes_per_sequence(model, "sparq", reallocate)))
+            sequence_bytes(model, s, "sparq", kv_dtype, store_k, reallocate)))
     return out
 
 

@@ -57,6 +57,13 @@ def state_bytes_per_sequence(model: ModelConfig, method: str, reallocate: bool =
     return 0
 
 
+def sequence_bytes(model: ModelConfig, seq: int, method: str, kv_dtype: str = "float16", store_k: str = "twice",
+                   reallocate: bool = True) -> int:
+    """Device memory one sequence of `seq` tokens holds: its KV cache and the method's state."""
+    return (kv_bytes_per_token(model, kv_dtype, method, store_k) * seq
+            + state_bytes_per_sequence(model, method, reallocate))
+
+
 def weights_bytes(model: ModelConfig, weight_dtype: str = "float16") -> float:
     return model.params * dtypes.nbytes(weight_dtype)
 
@@ -89,8 +96,7 @@ def memory_use(w: Workload, device, reserve_fraction: float = RESERVE_FRACTION) 
     weights = weights_bytes(w.model, w.weight_dtype)
     out = {"capacity_bytes": capacity, "reserve_bytes": reserve, "weights_bytes": weights}
     for method in ("dense", "sparq"):
-        per_seq = (kv_bytes_per_token(w.model, w.kv_dtype, method, w.store_k) * w.seq
-                   + state_bytes_per_sequence(w.model, method, w.reallocate))
+        per_seq = sequence_bytes(w.model, w.seq, method, w.kv_dtype, w.store_k, w.reallocate)
         need = weights + w.batch * per_seq
         out[method] = {"memory_bytes": need, "fits_in_memory": need + reserve <= capacity}
     return out
@@ -150,99 +156,146 @@ class Plan:
         }
 
 
-def plan(device, model: ModelConfig, seq: int, *, compressions=None, kv_dtype: str = "float16",
-         weight_dtype: str = "float16", store_k: str = "twice", reallocate: bool = True,
-         implementation="ideal", timing: str | None = None,
-         reserve_fraction: float = RESERVE_FRACTION, tp: int | str = 1) -> Plan:
+@dataclass(frozen=True)
+class PlanSettings:
+    """What a plan varies besides the device, the model and S (the defaults are `plan`'s)."""
+
+    compressions: tuple[float, ...] | None = None   # SparQ compressions to report (None: 1/8, searching the grid)
+    kv_dtype: str = "float16"
+    weight_dtype: str = "float16"
+    store_k: str = "twice"
+    reallocate: bool = True
+    implementation: object = "ideal"                # a name or an implementation model
+    timing: str | None = None
+    reserve_fraction: float = RESERVE_FRACTION
+    tp: int | str = 1                               # devices, or "auto": the smallest at which one sequence fits
+
+    def per_sequence_bytes(self, model: ModelConfig, seq: int, method: str) -> int:
+        """KV cache and state bytes one sequence of `seq` tokens needs under these settings."""
+        return sequence_bytes(model, seq, method, self.kv_dtype, self.store_k, self.reallocate)
+
+
+def plan(device, model: ModelConfig, seq: int, settings: PlanSettings | None = None, **changes) -> Plan:
     """Memory, max batch and tokens/s for dense and SparQ, and the best batch and compression.
 
+    `settings` (default ``PlanSettings()``), with any of its fields changed by keyword in `changes`.
     With `tp` > 1 the memory figures are one device's and tokens/s is the whole group's.
     """
+    from dataclasses import replace
+
     from sparq_sim.implementations import resolve
     from sparq_sim.parallel import communication_time, shard_model
-    from sparq_sim.predict import predict
     from sparq_sim.timing import timer_for
 
+    s = replace(settings or PlanSettings(), **changes)
+    tp = s.tp
     if tp == "auto":
-        tp = smallest_tp(device, model, seq, kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k,
-                         reallocate=reallocate, reserve_fraction=reserve_fraction)
+        tp = smallest_tp(device, model, seq, kv_dtype=s.kv_dtype, weight_dtype=s.weight_dtype, store_k=s.store_k,
+                         reallocate=s.reallocate, reserve_fraction=s.reserve_fraction)
     full, model = model, shard_model(model, tp)
     if tp > 1:
         communication_time(device, full, tp, 1)     # the device must have a link
-
-    compressions = tuple(compressions) if compressions else (DEFAULT_COMPRESSION,)
-    search = tuple(compressions) if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) \
-        else COMPRESSION_GRID
+    compressions = tuple(s.compressions) if s.compressions else (DEFAULT_COMPRESSION,)
+    search = compressions if len(compressions) > 1 or compressions != (DEFAULT_COMPRESSION,) else COMPRESSION_GRID
+    implementation = s.implementation
     impl = resolve(implementation)
-    timer = timer_for(impl, timing, device)
+    timer = timer_for(impl, s.timing, device)
     capacity = device.capacity_bytes.value
-    weights = weights_bytes(model, weight_dtype)
-    reserve = reserve_fraction * capacity
-    common = dict(kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k, reallocate=reallocate)
-
-    def per_seq(method):
-        return (kv_bytes_per_token(model, kv_dtype, method, store_k) * seq
-                + state_bytes_per_sequence(model, method, reallocate))
-
-    limits = {m: max_batch(capacity, weights, reserve, per_seq(m)) for m in ("dense", "sparq")}
-    cache: dict = {}
-    from sparq_sim.progress import progress
-    bar = progress(total=len(batch_grid(limits["dense"])) + len(set(search) | set(compressions))
-                   * max(1, len(batch_grid(limits["sparq"]))) + 1, desc="plan", unit="prediction")
-
-    def run(batch, c):
-        key = (batch, c)
-        if key not in cache:
-            w = Workload.build(model, seq, batch=batch, compression=c, **common)
-            cache[key] = predict(w, device, impl, timer=timer)
-            bar.update(1)
-        return cache[key]
-
-    def step_s(p, method):
-        return getattr(p, method).step.time_s + communication_time(device, full, tp, p.workload.batch)
-
-    def rate(p, method):
-        t = step_s(p, method)
-        return p.workload.batch / t if t > 0 else 0.0
+    weights = weights_bytes(model, s.weight_dtype)
+    reserve = s.reserve_fraction * capacity
+    per_seq = {m: s.per_sequence_bytes(model, seq, m) for m in ("dense", "sparq")}
+    limits = {m: max_batch(capacity, weights, reserve, per_seq[m]) for m in ("dense", "sparq")}
+    runs = _Predictions(device, full, model, seq, s, tp, impl, timer,
+                        total=len(batch_grid(limits["dense"])) + len(set(search) | set(compressions))
+                        * max(1, len(batch_grid(limits["sparq"]))) + 1)
 
     def method_plan(method, c):
         limit = limits[method]
-        p = run(limit, c if c is not None else compressions[0]) if limit else None
-        w = p.workload if p else None
-        return MethodPlan(method, c, w.r if (w and c is not None) else None,
-                          w.k if (w and c is not None) else None,
-                          kv_bytes_per_token(model, kv_dtype, method, store_k), per_seq(method), limit,
-                          rate(p, method) if p else 0.0, step_s(p, method) if p else None)
+        p = runs.at(limit, c if c is not None else compressions[0]) if limit else None
+        w = p.workload if (p and c is not None) else None
+        return MethodPlan(method=method, compression=c, r=w.r if w else None, k=w.k if w else None,
+                          kv_bytes_per_token=kv_bytes_per_token(model, s.kv_dtype, method, s.store_k),
+                          kv_bytes_per_sequence=per_seq[method], max_batch=limit,
+                          tokens_per_s=runs.rate(p, method) if p else 0.0,
+                          step_time_s=runs.step_s(p, method) if p else None)
 
     dense = method_plan("dense", None)
     variants = tuple(method_plan("sparq", c) for c in compressions)
-    curves, notes = {}, []
-    for method, limit in limits.items():
-        if not limit:
-            notes.append(f"{method}: not even one sequence of {seq} tokens fits: weights "
-                         f"{weights / 1e9:.3g} GB + reserve {reserve / 1e9:.3g} GB + one sequence "
-                         f"{per_seq(method) / 1e9:.3g} GB > capacity {capacity / 1e9:.3g} GB")
-    grid_d = batch_grid(limits["dense"])
-    dense_rates = [rate(run(b, compressions[0]), "dense") for b in grid_d]
-    dense_best = None
-    if grid_d:
-        i = max(range(len(grid_d)), key=dense_rates.__getitem__)
-        dense_best = {"batch": grid_d[i], "tokens_per_s": dense_rates[i]}
-        curves["dense"] = (grid_d, dense_rates)
+    notes = [f"{method}: not even one sequence of {seq} tokens fits: weights "
+             f"{weights / 1e9:.3g} GB + reserve {reserve / 1e9:.3g} GB + one sequence "
+             f"{per_seq[method] / 1e9:.3g} GB > capacity {capacity / 1e9:.3g} GB"
+             for method, limit in limits.items() if not limit]
+    curves: dict = {}
+    dense_best = _best_dense(runs, batch_grid(limits["dense"]), compressions[0], curves)
+    best = _best_sparq(runs, batch_grid(limits["sparq"]), search, compressions, curves)
+    runs.close()
+    return Plan(device=device, model=full, seq=seq, implementation=impl.name, timing=timer.name,
+                capacity_bytes=capacity, weights_bytes=weights, reserve_bytes=reserve,
+                reserve_fraction=s.reserve_fraction, dense=dense, sparq=variants[0], sparq_variants=variants,
+                best=best, dense_best=dense_best, curves=curves, notes=tuple(notes), tp=tp)
+
+
+class _Predictions:
+    """The predictions a plan needs, one per (batch, compression), each made once; step times include
+    the tensor-parallel all-reduces of the whole model `full` over `tp` devices."""
+
+    def __init__(self, device, full: ModelConfig, shard: ModelConfig, seq: int, s: PlanSettings, tp: int,
+                 impl, timer, total: int):
+        from sparq_sim.progress import progress
+        self.device, self.full, self.shard, self.seq, self.settings, self.tp = device, full, shard, seq, s, tp
+        self.impl, self.timer = impl, timer
+        self._cache: dict = {}
+        self._bar = progress(total=total, desc="plan", unit="prediction")
+
+    def at(self, batch: int, compression: float):
+        """The prediction at this batch and SparQ compression."""
+        from sparq_sim.predict import predict
+        key = (batch, compression)
+        if key not in self._cache:
+            s = self.settings
+            w = Workload.build(self.shard, self.seq, batch=batch, compression=compression, kv_dtype=s.kv_dtype,
+                               weight_dtype=s.weight_dtype, store_k=s.store_k, reallocate=s.reallocate)
+            self._cache[key] = predict(w, self.device, self.impl, timer=self.timer)
+            self._bar.update(1)
+        return self._cache[key]
+
+    def step_s(self, p, method: str) -> float:
+        from sparq_sim.parallel import communication_time
+        return getattr(p, method).step.time_s + communication_time(self.device, self.full, self.tp,
+                                                                   p.workload.batch)
+
+    def rate(self, p, method: str) -> float:
+        """Tokens/s of the whole batch."""
+        t = self.step_s(p, method)
+        return p.workload.batch / t if t > 0 else 0.0
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _best_dense(runs: _Predictions, grid: list[int], compression: float, curves: dict) -> dict | None:
+    """Dense's batch with the most tokens/s over `grid` (its curve added to `curves`); None if empty."""
+    rates = [runs.rate(runs.at(b, compression), "dense") for b in grid]
+    if not grid:
+        return None
+    i = max(range(len(grid)), key=rates.__getitem__)
+    curves["dense"] = (grid, rates)
+    return {"batch": grid[i], "tokens_per_s": rates[i]}
+
+
+def _best_sparq(runs: _Predictions, grid: list[int], search, shown, curves: dict) -> dict | None:
+    """SparQ's batch and compression (of `search`) with the most tokens/s; the curves of the
+    compressions `shown` are added to `curves`."""
     best = None
-    grid_s = batch_grid(limits["sparq"])
     for c in search:
-        rates = [rate(run(b, c), "sparq") for b in grid_s]
-        if c in compressions:
-            curves[f"SparQ {_fraction(c)}"] = (grid_s, rates)
-        for b, t in zip(grid_s, rates):
+        rates = [runs.rate(runs.at(b, c), "sparq") for b in grid]
+        if c in shown:
+            curves[f"SparQ {_fraction(c)}"] = (grid, rates)
+        for b, t in zip(grid, rates):
             if best is None or t > best["tokens_per_s"]:
-                w = run(b, c).workload
-                best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k,
-                        "tokens_per_s": t}
-    bar.close()
-    return Plan(device, full, seq, impl.name, timer.name, capacity, weights, reserve, reserve_fraction,
-                dense, variants[0], variants, best, dense_best, curves, tuple(notes), tp)
+                w = runs.at(b, c).workload
+                best = {"method": "sparq", "batch": b, "compression": c, "r": w.r, "k": w.k, "tokens_per_s": t}
+    return best
 
 
 def smallest_tp(device, model: ModelConfig, seq: int, *, kv_dtype="float16", weight_dtype="float16",
@@ -254,8 +307,7 @@ def smallest_tp(device, model: ModelConfig, seq: int, *, kv_dtype="float16", wei
     for n in tp_choices(model):
         m = shard_model(model, n)
         fits = all(max_batch(capacity, weights_bytes(m, weight_dtype), reserve_fraction * capacity,
-                             kv_bytes_per_token(m, kv_dtype, method, store_k) * seq
-                             + state_bytes_per_sequence(m, method, reallocate)) >= 1
+                             sequence_bytes(m, seq, method, kv_dtype, store_k, reallocate)) >= 1
                    for method in ("dense", "sparq"))
         if fits:
             return n

@@ -14,6 +14,8 @@
   work unchanged); ``commit()`` moves them all into place; ``discard()`` (or leaving the
   ``with`` block by an exception) deletes them, so a failure leaves no file behind. Used as
   ``with OutputSet() as outs: ... outs.write_text(path, text) ...``.
+* ``save_figure(fig, path)``: a matplotlib figure written by ``atomic_write`` in the format its
+  extension names (the charts are drawn in ``sparq_sim.plots``).
 """
 
 from __future__ import annotations
@@ -156,3 +158,10 @@ class OutputSet:
             except OSError:
                 pass
         self._staged, self._folders = [], []
+
+
+def save_figure(fig, path) -> None:
+    """Write a matplotlib figure atomically in the format its extension names (.png or .svg)."""
+    p = check_output_path(path)
+    with atomic_write(p, binary=True) as f:
+        fig.savefig(f, format=p.suffix.lower().lstrip("."), dpi=120)

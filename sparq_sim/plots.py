@@ -1,8 +1,6 @@
-"""Output files and charts shared by the commands: atomic writers and matplotlib plots.
+"""The charts of the commands (matplotlib); the files are written by ``sparq_sim.outputs``.
 
-* ``check_output_path``, ``atomic_write``, ``write_text_atomic``: from ``sparq_sim.outputs``
-  (output checks before any work, atomic and all-or-nothing writes), re-exported here.
-* ``save_figure(fig, path)``: a matplotlib figure written atomically, format from the extension.
+* ``new_figure()``: a Figure on the Agg canvas; ``sparq_sim.outputs.save_figure`` writes it.
 * ``roofline_chart``, ``tokens_vs_batch_chart``, ``speedup_heatmap``: the charts of the roofline,
   plan and sweep commands. Each writes its file and returns the series it drew
   (label -> data), so callers and tests can check what is in the picture.
@@ -13,7 +11,7 @@ prediction path never loads it.
 
 from __future__ import annotations
 
-from sparq_sim.outputs import PLOT_EXTENSIONS, atomic_write, check_output_path, write_text_atomic  # noqa: F401
+from sparq_sim.outputs import save_figure
 
 
 def new_figure(width: float = 8.0, height: float = 6.0):
@@ -22,13 +20,6 @@ def new_figure(width: float = 8.0, height: float = 6.0):
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def save_figure(fig, path) -> None:
-    """Write a figure atomically in the format its extension names (.png or .svg)."""
-    p = check_output_path(path)
-    with atomic_write(p, binary=True) as f:
-        fig.savefig(f, format=p.suffix.lower().lstrip("."), dpi=120)
 
 
 def _si(value: float, unit: str) -> str:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from sparq_sim.capacity import (COMPRESSION_GRID, RESERVE_FRACTION, batch_grid, kv_bytes_per_token,
-                                max_batch, state_bytes_per_sequence, weights_bytes, _fraction)
+from sparq_sim.capacity import (COMPRESSION_GRID, RESERVE_FRACTION, batch_grid, max_batch, sequence_bytes,
+                                weights_bytes, _fraction)
 from sparq_sim.errors import UserError
 from sparq_sim.models import ModelConfig
 
@@ -131,8 +131,7 @@ def plan_targets(device, model: ModelConfig, seq: int, tpot_slo_s: float, *, ttf
         ttft = prefill(device, shard, seq, kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=store_k,
                        extra_s=communication_time(device, model, tp, seq)).time_s
         for method, cs in (("dense", (None,)), ("sparq", compressions)):
-            per_seq = (kv_bytes_per_token(shard, kv_dtype, method, store_k) * seq
-                       + state_bytes_per_sequence(shard, method, reallocate))
+            per_seq = sequence_bytes(shard, seq, method, kv_dtype, store_k, reallocate)
             limit = max_batch(capacity, weights_bytes(shard, weight_dtype), reserve_fraction * capacity, per_seq)
             for c in cs:
                 times: dict = {}

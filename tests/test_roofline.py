@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from sparq_sim.plots import atomic_write, check_output_path
+from sparq_sim.outputs import atomic_write, check_output_path
 
 
 def test_roofline_png(cli, tmp_path):

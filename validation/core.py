@@ -191,10 +191,11 @@ def markdown_summary(report: Report) -> str:
 
 def plot(report: Report, path) -> None:
     """Predicted against measured (log-log, one colour per kernel) and error against S; written
-    atomically with sparq_sim.plots (.png or .svg)."""
+    atomically by sparq_sim.outputs.save_figure (.png or .svg)."""
     from matplotlib import colormaps
 
-    from sparq_sim.plots import new_figure, save_figure
+    from sparq_sim.outputs import save_figure
+    from sparq_sim.plots import new_figure
 
     kernels = sorted({m.kernel for m in report.rows})
     cmap = colormaps["tab20" if len(kernels) > 10 else "tab10"]

@@ -29,7 +29,7 @@ def run(args) -> int:
     from sparq_sim.units import parse_positive_int
 
     if args.plot is not None:
-        from sparq_sim.plots import check_output_path
+        from sparq_sim.outputs import check_output_path
         check_output_path(args.plot, flag="--plot")
     names = parse_method_list(args.methods)
     result = _methods.comparison_from_args(args, names, parse_positive_int(args.batch, "--batch"))

@@ -61,7 +61,7 @@ def run(args) -> int:
     if _methods.uses_method_path(args):
         return run_method(args)
     if args.plot is not None:
-        from sparq_sim.plots import check_output_path
+        from sparq_sim.outputs import check_output_path
         check_output_path(args.plot, flag="--plot")
     targets = _target_args(args)
     reserve = capacity.RESERVE_FRACTION
@@ -79,10 +79,10 @@ def run(args) -> int:
     device = load_device(args.hw)
     from sparq_sim.parallel import parse_tp
     tp = parse_tp(args.tp)
-    result = capacity.plan(device, model, seq, compressions=parse_compressions(args.compression),
-                           kv_dtype=kv_dtype, weight_dtype=weight_dtype, store_k=args.store_k,
-                           reallocate=args.reallocate, implementation=impl, timing=args.timing,
-                           reserve_fraction=reserve, tp=tp)
+    settings = capacity.PlanSettings(compressions=parse_compressions(args.compression), kv_dtype=kv_dtype,
+                                     weight_dtype=weight_dtype, store_k=args.store_k, reallocate=args.reallocate,
+                                     implementation=impl, timing=args.timing, reserve_fraction=reserve, tp=tp)
+    result = capacity.plan(device, model, seq, settings)
     target = None
     if targets is not None:
         from sparq_sim.slo import plan_targets

@@ -84,7 +84,7 @@ def run(args) -> int:
     from functools import partial
 
     from sparq_sim.hardware import load_device
-    from sparq_sim.plots import check_output_path
+    from sparq_sim.outputs import check_output_path
     from sparq_sim.timing import get_timer
     from sparq_sim.units import parse_fraction, parse_list, parse_positive_int, parse_seq
     from sparq_sim.workload import Workload

@@ -74,7 +74,7 @@ def run(args) -> int:
 
     out = None
     if args.out is not None:
-        from sparq_sim.plots import check_output_path
+        from sparq_sim.outputs import check_output_path
         out = check_output_path(args.out, (".csv", ".json"))
     config, rates = config_from_args(args)
     workers = parse_workers(args.workers)

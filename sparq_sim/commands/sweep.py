@@ -296,7 +296,7 @@ def _models(args) -> tuple:
 def run(args) -> int:
     from pathlib import Path
 
-    from sparq_sim.plots import check_output_path
+    from sparq_sim.outputs import check_output_path
 
     out = check_output_path(args.out, (".csv", ".json"))
     plot = check_output_path(args.plot if args.plot else Path(out).with_suffix(".png"), flag="--plot")
@@ -357,7 +357,7 @@ def write_rows(path, rows: list[dict]) -> None:
     import io
     import json
 
-    from sparq_sim.plots import write_text_atomic
+    from sparq_sim.outputs import write_text_atomic
 
     if str(path).lower().endswith(".json"):
         write_text_atomic(path, json.dumps(rows, indent=1) + "\n")

@@ -63,49 +63,76 @@ def add_arguments(parser) -> None:
     _args.add_format_argument(parser)
 
 
-def run(args) -> int:
-    from sparq_sim.units import parse_list, parse_positive_int, parse_seq
-    from sparq_sim.validation import core
+# Flags that belong to one mode only, and the one-line error when they come with the other.
+LOCAL_ONLY = ("out", "quick", "calibrate", "threads")
+MEASUREMENTS_ONLY = ("holdout", "train_seq", "write_calibration")
+# Rules among the flags of the --measurements mode, checked in this order: (broken?, error).
+MEASUREMENT_RULES = (
+    (lambda a: a.train_seq and not a.holdout, "--train-seq needs --holdout seq"),
+    (lambda a: a.write_calibration and not a.fit, "--write-calibration needs --fit"),
+    (lambda a: a.write_calibration and a.holdout, "--write-calibration fits on the whole file: drop --holdout"),
+    (lambda a: a.write_accuracy and not a.fit_on,
+     "--write-accuracy records a cross-device validation: it needs --fit-on"),
+    (lambda a: a.fit_on and (a.fit or a.holdout or a.write_calibration or a.calibration),
+     "--fit-on fits on its own file: drop --fit, --holdout, --write-calibration and --calibration"),
+)
 
-    from sparq_sim.outputs import OutputSet, check_output_folder, check_output_path
-    from sparq_sim.units import parse_number
+
+def run(args) -> int:
+    """The checks both modes share, then --local (this machine) or --measurements (a file)."""
+    from sparq_sim.outputs import check_output_path
+    from sparq_sim.units import parse_number, parse_positive_int
 
     worst = parse_positive_int(args.worst, "--worst")
     gate = None if args.max_median_error is None else \
         parse_number(args.max_median_error, "--max-median-error", 0, 1e6, "10")
     if args.plot:
         check_output_path(args.plot, flag="--plot")
-    if args.local:
-        if args.holdout or args.train_seq or args.write_calibration:
-            raise UserError("--holdout, --train-seq and --write-calibration go with --measurements")
-        from sparq_sim.commands._args import MAX_THREADS
-        threads = None if args.threads is None else parse_positive_int(args.threads, "--threads", MAX_THREADS)
-        if not args.out:
-            raise UserError("--local needs --out FOLDER for its results")
-        check_output_folder(args.out)
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            raise UserError(f"validate --local needs the kernels extra (pip install 'sparq-sim[kernels]'): "
-                            f"{exc}") from None
-        from sparq_sim.validation import local
-        report = local.run_local(out=args.out, quick=args.quick, calibrate=args.calibrate, fit=args.fit,
-                                 threads=threads, plot=args.plot, calibration=args.calibration)
-        _print(report, args, worst)
-        return _gate(report, gate)
+    report = run_local(args) if args.local else run_measurements(args)
+    _print(report, args, worst)
+    return _gate(report, gate)
 
-    if args.out or args.quick or args.calibrate or args.threads:
-        raise UserError("--out, --quick, --calibrate and --threads go with --local")
-    if args.train_seq and not args.holdout:
-        raise UserError("--train-seq needs --holdout seq")
-    if args.write_calibration and not args.fit:
-        raise UserError("--write-calibration needs --fit")
-    if args.write_calibration and args.holdout:
-        raise UserError("--write-calibration fits on the whole file: drop --holdout")
-    if args.write_accuracy and not args.fit_on:
-        raise UserError("--write-accuracy records a cross-device validation: it needs --fit-on")
-    if args.fit_on and (args.fit or args.holdout or args.write_calibration or args.calibration):
-        raise UserError("--fit-on fits on its own file: drop --fit, --holdout, --write-calibration and --calibration")
+
+def _only_with(args, names, mode: str) -> None:
+    """UserError when any flag of `names` (argparse dests) is set outside its `mode`."""
+    if any(getattr(args, n) for n in names):
+        flags = ["--" + n.replace("_", "-") for n in names]
+        raise UserError(f"{', '.join(flags[:-1])} and {flags[-1]} go with {mode}")
+
+
+def run_local(args):
+    """validate --local: time the kernels on this machine, predict the same cases, compare."""
+    from sparq_sim.commands._args import MAX_THREADS
+    from sparq_sim.outputs import check_output_folder
+    from sparq_sim.units import parse_positive_int
+
+    _only_with(args, MEASUREMENTS_ONLY, "--measurements")
+    threads = None if args.threads is None else parse_positive_int(args.threads, "--threads", MAX_THREADS)
+    if not args.out:
+        raise UserError("--local needs --out FOLDER for its results")
+    check_output_folder(args.out)
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"validate --local needs the kernels extra (pip install 'sparq-sim[kernels]'): "
+                        f"{exc}") from None
+    from sparq_sim.validation import local
+    return local.run_local(out=args.out, quick=args.quick, calibrate=args.calibrate, fit=args.fit,
+                           threads=threads, plot=args.plot, calibration=args.calibration)
+
+
+def run_measurements(args):
+    """validate --measurements FILE: predicted against the file's measurements (fitted, held out,
+    fitted on another device or with the stored constants); the plot and any record it writes are
+    written together at the end."""
+    from sparq_sim.outputs import OutputSet, check_output_path
+    from sparq_sim.progress import progress
+    from sparq_sim.validation import core
+
+    _only_with(args, LOCAL_ONLY, "--local")
+    for broken, error in MEASUREMENT_RULES:
+        if broken(args):
+            raise UserError(error)
     if args.write_accuracy:
         check_output_path(args.write_accuracy, (".json",), flag="--write-accuracy")
     if args.write_calibration:
@@ -113,7 +140,6 @@ def run(args) -> int:
     written = [Path(p).resolve() for p in (args.plot, args.write_calibration, args.write_accuracy) if p]
     if len(set(written)) < len(written):
         raise UserError("--plot, --write-calibration and --write-accuracy must name different files")
-    from sparq_sim.progress import progress
     stages = ["reading", "fitting" if args.fit or args.holdout else "predicting"] + (["plotting"] if args.plot else [])
     bar = progress(total=len(stages), desc="validate", unit="stage")
     bar.set_postfix_str(stages[0])
@@ -129,8 +155,7 @@ def run(args) -> int:
             core.plot(report, outputs.staged(args.plot))
             bar.update(1)
     bar.close()
-    _print(report, args, worst)
-    return _gate(report, gate)
+    return report
 
 
 def _gate(report, gate) -> int:

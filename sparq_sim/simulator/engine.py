@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -90,80 +90,137 @@ class SliceResult:
         return self.bus_busy / (self.channels * self.end) if self.end > 0 else 0.0
 
 
-def simulate(cfg, channel, bank, row, demand, write: bool, n_sub: int, max_requests: int,
-             max_demand: int, piece=None, max_pieces: int | None = None) -> SliceResult:
-    """Run the requests (arrays in program order) through ``n_sub`` channels; return completions."""
-    import simpy
+@dataclass
+class _Requests:
+    """The slice's requests in program order, as lists (faster to index than arrays in the loop)."""
 
-    n = len(channel)
-    if n == 0:
-        return SliceResult(np.zeros(0), 0, 0, 0, 0.0, n_sub)
-    env = simpy.Environment()
-    channel = channel.tolist()
-    bank = bank.tolist()
-    row = row.tolist()
-    demand = demand.tolist()
-    if piece is None or max_pieces is None:
-        piece = [0] * n
-        max_pieces = n + 1
-        first = [False] * n
-        piece_left = {}
-    else:
+    channel: list
+    bank: list
+    row: list
+    demand: list              # a demand request (holds a demand slot)
+    piece: list               # the piece each request belongs to
+    first: list               # the first request of its piece (takes a piece slot)
+    piece_left: dict          # piece -> its demand requests not yet completed (pieces with any)
+
+    @classmethod
+    def of(cls, channel, bank, row, demand, piece) -> "_Requests":
+        n = len(channel)
+        demand = demand.tolist()
+        if piece is None:
+            return cls(channel.tolist(), bank.tolist(), row.tolist(), demand, [0] * n, [False] * n, {})
         piece = piece.tolist()
         first = [True] + [piece[i] != piece[i - 1] for i in range(1, n)]
-        piece_left = {}
+        left: dict = {}
         for i in range(n):
             if demand[i]:
-                piece_left[piece[i]] = piece_left.get(piece[i], 0) + 1
-    t_req, t_cl, t_rcd, t_rp, t_ras = cfg.t_request, cfg.tCL, cfg.tRCD, cfg.tRP, cfg.tRAS
-    t_rrd, t_faw = cfg.tRRD, cfg.tFAW
-    t_wr = cfg.tWR if write else 0.0
-    fabric = cfg.fabric_latency
-    banks = cfg.banks
+                left[piece[i]] = left.get(piece[i], 0) + 1
+        return cls(channel.tolist(), bank.tolist(), row.tolist(), demand, piece, first, left)
 
-    open_row = [[-1] * banks for _ in range(n_sub)]
-    pre_ok = [[0.0] * banks for _ in range(n_sub)]
-    cas_ok = [[0.0] * banks for _ in range(n_sub)]
-    acts = [[] for _ in range(n_sub)]   # per channel: sorted ACT times still able to constrain
-    heaps = [[] for _ in range(n_sub)]
-    waiting = [None] * n_sub          # event a sleeping channel waits on
-    counts = {"hit": 0, "miss": 0, "conflict": 0, "busy": 0.0}
-    releases = deque()                # (time, is_demand) in nondecreasing time order
-    completions = []
-    state = {"inflight": 0, "demand": 0, "pieces": 0, "issuer_wait": None}
 
-    def arrive(i, t):
-        c, b, r = channel[i], bank[i], row[i]
-        orow = open_row[c]
+@dataclass(frozen=True)
+class _Limits:
+    """In-flight slots of the slice: requests, demand requests, pieces."""
+
+    requests: int
+    demand: int
+    pieces: int
+
+
+@dataclass
+class _Channel:
+    """One channel's bank state, its ready queue and the event it sleeps on when idle."""
+
+    open_row: list            # per bank: the open row, -1 when closed
+    pre_ok: list              # per bank: earliest precharge
+    cas_ok: list              # per bank: earliest column command
+    acts: list                # sorted ACT times still able to constrain (tRRD, tFAW)
+    ready: list               # heap of (data ready time, request)
+    waiting: object = None
+
+    @classmethod
+    def closed(cls, banks: int) -> "_Channel":
+        return cls([-1] * banks, [0.0] * banks, [0.0] * banks, [], [])
+
+
+@dataclass
+class _Slots:
+    """In-flight slots in use: the issuer takes them, completions free them."""
+
+    requests: int = 0
+    demand: int = 0
+    pieces: int = 0
+
+
+@dataclass
+class _State:
+    """What the issuer and the channels share: row outcomes, bus time, slots, completions."""
+
+    hits: int = 0
+    misses: int = 0           # bank closed
+    conflicts: int = 0        # another row open
+    busy: float = 0.0         # data bus time, summed over channels
+    slots: _Slots = field(default_factory=_Slots)
+    issuer_wait: object = None                       # event the issuer sleeps on when no release is due
+    releases: deque = field(default_factory=deque)   # (time, request) in nondecreasing time order
+    completions: list = field(default_factory=list)
+
+
+class _SlicePath:
+    """The SimPy processes of one slice: an issuer and one server per channel (module docstring)."""
+
+    def __init__(self, cfg, reqs: _Requests, write: bool, n_sub: int, limits: _Limits):
+        import simpy
+        self.env = simpy.Environment()
+        self.cfg, self.reqs, self.limits = cfg, reqs, limits
+        self.t_wr = cfg.tWR if write else 0.0
+        self.channels = [_Channel.closed(cfg.banks) for _ in range(n_sub)]
+        self.state = _State()
+
+    def run(self) -> _State:
+        for ch in self.channels:
+            self.env.process(self.serve(ch))
+        self.env.process(self.issue())
+        self.env.run()
+        return self.state
+
+    def arrive(self, i: int, t: float) -> None:
+        """Request i reaches its controller at t: bank commands scheduled, data ready time queued."""
+        cfg, st, reqs = self.cfg, self.state, self.reqs
+        ch = self.channels[reqs.channel[i]]
+        b, r = reqs.bank[i], reqs.row[i]
+        orow = ch.open_row
         if orow[b] == r:
-            counts["hit"] += 1
-            cas = max(t, cas_ok[c][b])
+            st.hits += 1
+            cas = max(t, ch.cas_ok[b])
         else:
             if orow[b] < 0:
-                counts["miss"] += 1
+                st.misses += 1
                 act = t
             else:
-                counts["conflict"] += 1
-                act = max(t, pre_ok[c][b]) + t_rp
-            act = _act_slot(acts[c], act, t_rrd, t_faw, t)
+                st.conflicts += 1
+                act = max(t, ch.pre_ok[b]) + cfg.tRP
+            act = _act_slot(ch.acts, act, cfg.tRRD, cfg.tFAW, t)
             orow[b] = r
-            pre_ok[c][b] = act + t_ras
-            cas = act + t_rcd
-        cas_ok[c][b] = cas + t_req
-        if cas + t_req + t_wr > pre_ok[c][b]:
-            pre_ok[c][b] = cas + t_req + t_wr
-        heapq.heappush(heaps[c], (cas + t_cl, i))
-        ev = waiting[c]
+            ch.pre_ok[b] = act + cfg.tRAS
+            cas = act + cfg.tRCD
+        t_req = cfg.t_request
+        ch.cas_ok[b] = cas + t_req
+        if cas + t_req + self.t_wr > ch.pre_ok[b]:
+            ch.pre_ok[b] = cas + t_req + self.t_wr
+        heapq.heappush(ch.ready, (cas + cfg.tCL, i))
+        ev = ch.waiting
         if ev is not None:
-            waiting[c] = None
+            ch.waiting = None
             ev.succeed()
 
-    def channel_proc(c):
-        heap = heaps[c]
+    def serve(self, ch: _Channel):
+        """The channel's data bus: transfers ready requests earliest-ready first."""
+        env, st, heap = self.env, self.state, ch.ready
+        t_req, t_cl, fabric = self.cfg.t_request, self.cfg.tCL, self.cfg.fabric_latency
         while True:
             if not heap:
-                waiting[c] = env.event()
-                yield waiting[c]
+                ch.waiting = env.event()
+                yield ch.waiting
                 continue
             ready, i = heap[0]
             if ready > env.now:
@@ -172,50 +229,73 @@ def simulate(cfg, channel, bank, row, demand, write: bool, n_sub: int, max_reque
                 yield env.timeout(min(ready - env.now, t_cl))
                 continue
             heapq.heappop(heap)
-            counts["busy"] += t_req
+            st.busy += t_req
             yield env.timeout(t_req)
             done = env.now + fabric
-            releases.append((done, i))
-            completions.append(done)
-            ev = state["issuer_wait"]
+            st.releases.append((done, i))
+            st.completions.append(done)
+            ev = st.issuer_wait
             if ev is not None:
-                state["issuer_wait"] = None
+                st.issuer_wait = None
                 ev.succeed()
 
-    def issuer():
+    def release_done(self) -> None:
+        """Free the slots of every request completed by now."""
+        slots, reqs, now = self.state.slots, self.reqs, self.env.now
+        releases, piece_left = self.state.releases, reqs.piece_left
+        while releases and releases[0][0] <= now:
+            _, j = releases.popleft()
+            slots.requests -= 1
+            if reqs.demand[j]:
+                slots.demand -= 1
+                left = piece_left.get(reqs.piece[j])
+                if left is not None:
+                    if left <= 1:
+                        del piece_left[reqs.piece[j]]
+                        slots.pieces -= 1
+                    else:
+                        piece_left[reqs.piece[j]] = left - 1
+
+    def can_issue(self, i: int) -> bool:
+        """Whether every slot request i needs is free."""
+        slots, lim, reqs = self.state.slots, self.limits, self.reqs
+        return (slots.requests < lim.requests and (not reqs.demand[i] or slots.demand < lim.demand)
+                and (not reqs.first[i] or slots.pieces < lim.pieces))
+
+    def issue(self):
+        """Walk the requests in program order, each when its slots are free."""
+        env, st, reqs = self.env, self.state, self.reqs
+        n = len(reqs.channel)
         i = 0
         while i < n:
-            while releases and releases[0][0] <= env.now:
-                _, j = releases.popleft()
-                state["inflight"] -= 1
-                if demand[j]:
-                    state["demand"] -= 1
-                    left = piece_left.get(piece[j])
-                    if left is not None:
-                        if left <= 1:
-                            del piece_left[piece[j]]
-                            state["pieces"] -= 1
-                        else:
-                            piece_left[piece[j]] = left - 1
-            if (state["inflight"] < max_requests and (not demand[i] or state["demand"] < max_demand)
-                    and (not first[i] or state["pieces"] < max_pieces)):
-                state["inflight"] += 1
-                if demand[i]:
-                    state["demand"] += 1
-                if first[i] and piece[i] in piece_left:
-                    state["pieces"] += 1
-                arrive(i, env.now)
+            self.release_done()
+            if self.can_issue(i):
+                st.slots.requests += 1
+                if reqs.demand[i]:
+                    st.slots.demand += 1
+                if reqs.first[i] and reqs.piece[i] in reqs.piece_left:
+                    st.slots.pieces += 1
+                self.arrive(i, env.now)
                 i += 1
                 continue
-            if releases:
-                yield env.timeout(releases[0][0] - env.now)
+            if st.releases:
+                yield env.timeout(st.releases[0][0] - env.now)
             else:
-                state["issuer_wait"] = env.event()
-                yield state["issuer_wait"]
+                st.issuer_wait = env.event()
+                yield st.issuer_wait
 
-    for c in range(n_sub):
-        env.process(channel_proc(c))
-    env.process(issuer())
-    env.run()
-    return SliceResult(np.asarray(completions), counts["hit"], counts["miss"], counts["conflict"],
-                       counts["busy"], n_sub)
+
+def simulate(cfg, channel, bank, row, demand, write: bool, n_sub: int, max_requests: int,
+             max_demand: int, piece=None, max_pieces: int | None = None) -> SliceResult:
+    """Run the requests (arrays in program order) through ``n_sub`` channels; return completions.
+
+    Without `piece` (or `max_pieces`) there are no piece slots."""
+    n = len(channel)
+    if n == 0:
+        return SliceResult(np.zeros(0), 0, 0, 0, 0.0, n_sub)
+    if max_pieces is None:
+        piece = None
+    reqs = _Requests.of(channel, bank, row, demand, piece)
+    limits = _Limits(max_requests, max_demand, n + 1 if piece is None else max_pieces)
+    st = _SlicePath(cfg, reqs, write, n_sub, limits).run()
+    return SliceResult(np.asarray(st.completions), st.hits, st.misses, st.conflicts, st.busy, n_sub)

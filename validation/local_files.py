@@ -1,0 +1,59 @@
+"""The files of ``validate --local`` in its --out folder, written together or not at all:
+results.csv (the timed runs), predictions.csv (measured against predicted per case),
+calibration-runs.csv and local-cpu.toml (when it calibrated), report.json, summary.md, and
+the plot (validate.png, or --plot)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+
+def runs_csv(rows) -> str:
+    """Measurement rows as CSV in the published schema."""
+    from sparq_sim.validation.measurements import COLUMNS
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def predictions_csv(report) -> str:
+    """One line per case: measured and predicted seconds and the absolute error in percent."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["kernel", "sequence_length", "r", "k", "measured_s", "predicted_s", "abs_pct_error"])
+    for m, p, e in zip(report.rows, report.predicted, report.errors):
+        w.writerow([m.kernel, m.seq, m.r or "", m.k or "", repr(m.duration_s), repr(float(p)), f"{e:.2f}"])
+    return buf.getvalue()
+
+
+def summary_md(report, env: dict, notes) -> str:
+    from sparq_sim.validation import core
+    text = (f"{report.label}\n\n{core.markdown_summary(report)}\n\n"
+            f"Environment: {env['cpu']}, {env['threads']} threads, torch {env['torch']}, "
+            f"read bandwidth {env['bandwidth_GBps']:.1f} GB/s ({env['bandwidth_source']}); "
+            f"allocator: {env['allocator']}.\n")
+    if notes:
+        text += "\nNotes: " + "; ".join(notes) + "\n"
+    return text
+
+
+def write_all(out, plot, report, rows, env: dict, notes, calibration_rows=(), calibration_path=None) -> None:
+    """Every file of the run (calibration-runs.csv and local-cpu.toml only with `calibration_rows`)."""
+    from sparq_sim.outputs import OutputSet
+    from sparq_sim.validation import core
+    with OutputSet() as outputs:
+        outputs.write_text(out / "results.csv", runs_csv(rows))
+        outputs.write_text(out / "predictions.csv", predictions_csv(report))
+        if calibration_rows:
+            outputs.write_text(out / "calibration-runs.csv", runs_csv(calibration_rows))
+            outputs.write_text(out / "local-cpu.toml", calibration_path.read_text())
+        d = report.to_dict()
+        d["environment"] = env
+        d["notes"] = notes
+        outputs.write_text(out / "report.json", json.dumps(d, indent=2) + "\n")
+        outputs.write_text(out / "summary.md", summary_md(report, env, notes))
+        core.plot(report, outputs.staged(plot or out / "validate.png"))

@@ -1,0 +1,143 @@
+"""The timed runs of ``validate --local``: each case's kernel called on this machine with the
+harness of ``sparq_sim.kernels.timing``, one measurement row per case.
+
+Timing: inputs rotated over copies that together exceed twice the LLC, and the caches evicted
+(``timing.CacheFlush``, untimed) before every timed call, since SparQ calls touch too little of
+each copy for rotation alone to keep them cold; warm-up, repeats, median; ``ROUNDS`` rounds over
+all cases, keeping each case's fastest round median (a burst of other work on the shared VM hits
+one round). Calibration and validation cases measured together share those rounds, so both are
+measured under the same machine conditions (this VM's bandwidth and page-fault cost drift).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from sparq_sim.validation.cases import BATCH, DTYPE, HEAD_DIM, HEADS, IMPL
+
+ROUNDS = 3    # interleaved timing rounds per case; the fastest round's median is kept
+WARMUP = 2    # untimed calls per case and round
+
+
+def available(kernels) -> tuple[set, list]:
+    """Kernel labels that run here, and notes on those that do not."""
+    import torch
+    from sparq_sim.kernels import dense_attention, sparq_attention
+    ok, notes = set(), []
+    q = torch.randn(1, 2, 64)
+    K = torch.randn(1, 2, 256, 64)
+    V = torch.randn(1, 2, 256, 64)
+    for kern in kernels:
+        try:
+            if kern.startswith("attn"):
+                dense_attention(q, K, V, impl=IMPL[kern])
+            else:
+                sparq_attention(q, K, V, r=8, k=32, K_t=K.transpose(-1, -2).contiguous(), impl=IMPL[kern])
+            ok.add(kern)
+        except Exception as exc:  # a missing optional kernel is reported, not fatal
+            notes.append(f"{kern} skipped: {type(exc).__name__}: {exc}")
+    return ok, notes
+
+
+class RotatingInputs:
+    """Copies of (q, K, V, K_t, v_mean) at one S, rotated between calls so the caches start cold."""
+
+    def __init__(self, S: int, llc: int):
+        from sparq_sim.kernels.profiling import Case, make_inputs
+        case = Case(batch=BATCH, heads=HEADS, kv_heads=HEADS, seq=S, head_dim=HEAD_DIM, r=1, k=1, dtype=DTYPE)
+        per = 3 * BATCH * HEADS * S * HEAD_DIM * 4
+        self.n = max(1, min(16, math.ceil(2 * llc / per) + 1))
+        self.sets = [make_inputs(case, "cpu", S * 16 + i) for i in range(self.n)]
+        self.i = 0
+
+    def next(self):
+        self.i = (self.i + 1) % self.n
+        return self.sets[self.i]
+
+
+def kernel_call(kern, r, k, inputs: RotatingInputs):
+    """A no-argument call of the case's kernel on the next copy of `inputs`."""
+    from sparq_sim.kernels import dense_attention, sparq_attention
+    impl = IMPL[kern]
+    if r is None:
+        def call():
+            q, K, V, _, _ = inputs.next()
+            return dense_attention(q, K, V, impl=impl)
+    else:
+        def call():
+            q, K, V, K_t, vm = inputs.next()
+            return sparq_attention(q, K, V, r=r, k=k, K_t=K_t, v_mean=vm, impl=impl)
+    return call
+
+
+def _use_threads(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+    try:
+        import numba
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except Exception:
+        pass
+
+
+def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
+    """Run the cases; returns measurement rows (schema dicts, in the order of `cases`) and notes.
+
+    ``ROUNDS`` rounds, each over every case of every S (ordered by S, every other round backwards),
+    with all inputs kept alive: a slow spell
+    of this shared VM (bandwidth drift, costlier page faults) hits one round of all cases alike,
+    and each case keeps its fastest round's median. Calibration and validation cases passed
+    together are therefore measured under the same conditions.
+    """
+    from sparq_sim.kernels import timing
+    from sparq_sim.machine import cpu_model, llc_bytes
+    from sparq_sim.progress import progress
+    _use_threads(threads)
+    timing.steady_allocator()
+    ok, notes = available(sorted({c[0] for c in cases}))
+    cases = [c for c in cases if c[0] in ok]
+    llc = llc_bytes()
+    flush = timing.CacheFlush(llc)
+    budget = 0.45 if quick else 0.8  # seconds per case over all rounds
+    max_reps = 45 if quick else 90  # per case over all rounds; the time budget stops long calls sooner
+    inputs = {S: RotatingInputs(S, llc) for S in sorted({c[1] for c in cases})}
+    best: dict = {}
+    total, t0 = len(cases), time.perf_counter()
+    # by S, so that calibration (512, 2k, 8k, 32k) and validation (1k, 4k, 16k, 64k) sizes alternate,
+    # and every other round backwards, so that a drift within a round biases neither set
+    by_seq = sorted(cases, key=lambda c: c[1])
+    bar = progress(total=ROUNDS * total, desc=what.strip(), unit="case")
+    for rnd in range(ROUNDS):
+        for c in (by_seq if rnd % 2 == 0 else by_seq[::-1]):
+            kern, S, r, k = c
+            bar.set_postfix_str(f"{kern} S={S} r={r or '-'} k={k or '-'}", refresh=False)
+            res = timing.time_call(kernel_call(kern, r, k, inputs[S]), tuple, WARMUP, max(5, max_reps // ROUNDS),
+                                   flush=flush, budget_s=budget / ROUNDS)
+            bar.update(1)
+            if c not in best or res.median_s < best[c].median_s:
+                best[c] = res
+    del inputs
+    bar.close()
+    print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    import torch
+    device_name = f"local: {cpu_model()} ({threads} threads)"
+    return [_row(c, best[c], device_name, torch.__version__) for c in cases], notes
+
+
+def _row(case, res, device_name: str, torch_version: str) -> dict:
+    """A measurement row in the published schema (validation/data/README.md)."""
+    kern, S, r, k = case
+    return {"device_name": device_name, "device": "cpu", "dtype": DTYPE, "n_head": HEADS,
+            "head_dim": HEAD_DIM, "sequence_length": S, "batch_size": BATCH, "kernel": kern,
+            "r": "" if r is None else r, "k": "" if k is None else k,
+            "store_k_twice": "false" if kern.endswith("oneK") or r is None else "true",
+            "duration_s": repr(res.median_s), "duration_stderr_s": repr(res.stderr_s), "reps": res.n * ROUNDS,
+            "warmup": WARMUP, "torch_version": torch_version}
+
+
+def to_measurements(rows):
+    """The rows as validation measurements (as if read from their CSV)."""
+    from sparq_sim.validation.measurements import parse_rows
+    return parse_rows([{k: str(v) for k, v in r.items()} for r in rows], "local measurements")

@@ -309,3 +309,34 @@ def methods_chart(points: list[dict], path, title: str) -> dict:
     ax.grid(True, alpha=0.3)
     save_figure(fig, path)
     return series
+
+
+def validation_chart(kernels: list, seqs, measured, predicted, errors, title: str, path) -> None:
+    """Predicted against measured (log-log, one colour per kernel) and error against S, for
+    ``validate --plot``; written atomically (.png or .svg). Arrays are per measured row."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    names = sorted(set(kernels))
+    cmap = colormaps["tab20" if len(names) > 10 else "tab10"]
+    fig = new_figure(13, 5.5)
+    ax1, ax2 = fig.subplots(1, 2)
+    kernels = np.array(kernels)
+    for n, kern in enumerate(names):
+        sel = kernels == kern
+        color = cmap(n % cmap.N)
+        ax1.scatter(measured[sel], predicted[sel], s=9, color=color, label=kern, alpha=0.75)
+        jitter = 1 + 0.3 * (n - len(names) / 2) / max(1, len(names))
+        ax2.scatter(seqs[sel] * jitter, errors[sel], s=9, color=color, alpha=0.75)
+    lo, hi = measured.min() * 0.7, measured.max() * 1.4
+    ax1.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax1.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.6)
+    ax1.plot([lo, hi], [lo / 1.1, hi / 1.1], "k:", lw=0.6)
+    ax1.set(xscale="log", yscale="log", xlabel="measured time per call (s)", ylabel="predicted (s)",
+            title="predicted against measured (dotted: +-10%)")
+    ax1.legend(fontsize=7, markerscale=1.5, ncol=1 if len(names) < 8 else 2)
+    ax2.set(xscale="log", xlabel="sequence length S (kernels side by side)", ylabel="absolute error (%)",
+            title=f"error against S (median {np.median(errors):.1f}%)")
+    ax2.axhline(10, color="k", ls=":", lw=0.6)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)

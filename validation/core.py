@@ -190,34 +190,9 @@ def markdown_summary(report: Report) -> str:
 
 
 def plot(report: Report, path) -> None:
-    """Predicted against measured (log-log, one colour per kernel) and error against S; written
-    atomically by sparq_sim.outputs.save_figure (.png or .svg)."""
-    from matplotlib import colormaps
+    """Predicted against measured and error against S (sparq_sim.plots.validation_chart)."""
+    from sparq_sim.plots import validation_chart
 
-    from sparq_sim.outputs import save_figure
-    from sparq_sim.plots import new_figure
-
-    kernels = sorted({m.kernel for m in report.rows})
-    cmap = colormaps["tab20" if len(kernels) > 10 else "tab10"]
-    fig = new_figure(13, 5.5)
-    ax1, ax2 = fig.subplots(1, 2)
-    measured = np.array([m.duration_s for m in report.rows])
-    seqs = np.array([m.seq for m in report.rows])
-    for n, kern in enumerate(kernels):
-        sel = np.array([m.kernel == kern for m in report.rows])
-        color = cmap(n % cmap.N)
-        ax1.scatter(measured[sel], report.predicted[sel], s=9, color=color, label=kern, alpha=0.75)
-        jitter = 1 + 0.3 * (n - len(kernels) / 2) / max(1, len(kernels))
-        ax2.scatter(seqs[sel] * jitter, report.errors[sel], s=9, color=color, alpha=0.75)
-    lo, hi = measured.min() * 0.7, measured.max() * 1.4
-    ax1.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax1.plot([lo, hi], [lo * 1.1, hi * 1.1], "k:", lw=0.6)
-    ax1.plot([lo, hi], [lo / 1.1, hi / 1.1], "k:", lw=0.6)
-    ax1.set(xscale="log", yscale="log", xlabel="measured time per call (s)", ylabel="predicted (s)",
-            title="predicted against measured (dotted: +-10%)")
-    ax1.legend(fontsize=7, markerscale=1.5, ncol=1 if len(kernels) < 8 else 2)
-    ax2.set(xscale="log", xlabel="sequence length S (kernels side by side)", ylabel="absolute error (%)",
-            title=f"error against S (median {np.median(report.errors):.1f}%)")
-    ax2.axhline(10, color="k", ls=":", lw=0.6)
-    fig.suptitle(report.label or "sparq-sim validate", fontsize=10)
-    save_figure(fig, path)
+    validation_chart([m.kernel for m in report.rows], np.array([m.seq for m in report.rows]),
+                     np.array([m.duration_s for m in report.rows]), report.predicted, report.errors,
+                     report.label or "sparq-sim validate", path)

@@ -2,7 +2,7 @@
 
 Used by ``sparq-sim profile`` and ``python -m sparq_sim.kernels.bench_cpu``. Inputs are rotated
 between enough copies that the calls read DRAM, not the last-level cache (timing.copies_for);
-each copy has its own q. Bytes come from the lead's traffic model (sparq_sim.traffic: ideal
+each copy has its own q. Bytes come from the project's traffic model (sparq_sim.traffic: ideal
 element counts of docs/method.md; "moved" bytes of the ideal implementation model rounded to the
 device's access granularity), so achieved GB/s and the fraction of the measured streaming
 bandwidth are comparable with the predictions.
@@ -38,7 +38,7 @@ class Case:
 
 
 def workload_for(case: Case):
-    """The lead's Workload for one attention layer of this shape (for the traffic model)."""
+    """The Workload of one attention layer of this shape (for the traffic model)."""
     from sparq_sim.models import custom_model, get_preset
     from sparq_sim.workload import Workload
     model = custom_model(get_preset("llama-2-7b"), layers=1, heads=case.heads, kv_heads=case.kv_heads,

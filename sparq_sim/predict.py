@@ -129,10 +129,24 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
 
 
 def _error_band(impl, timer, w: Workload, device) -> dict | None:
-    """The measured cross-device error of calibrated estimates of published kernels (measured on
-    GPUs only: a CPU estimate has none)."""
-    labels = getattr(impl, "kernel_labels", None)
-    if timer.name != "calibrated" or labels is None or device.kind != "gpu":
-        return None
+    """The measured error of such a prediction: the cross-device error of calibrated estimates of
+    the published kernels (measured on GPUs only), and the recorded end-to-end checks of this
+    implementation and timing against published whole-decoder speedups on this kind of device."""
     from sparq_sim.calibration import accuracy
-    return accuracy.band(labels(w))
+    labels = getattr(impl, "kernel_labels", None)
+    band = None
+    if timer.name == "calibrated" and labels is not None and device.kind == "gpu":
+        band = accuracy.band(labels(w))
+    checks = accuracy.end_to_end(impl.name, device.kind, timer.name)
+    if not checks:
+        return band
+    summary = "; ".join(f"{c['setup']}, S = {c['seq']}: {c['predicted_speedup']:.2f}x predicted, "
+                        f"{c['published_speedup']:.2f}x published ({c['error_pct']:+.0f}%)" for c in checks)
+    if band is None:
+        from statistics import median
+        band = {"median_abs_pct": None, "p90_abs_pct": None,
+                "speedup_median_abs_pct": median(abs(c["error_pct"]) for c in checks), "speedup_p90_abs_pct": None,
+                "source": f"time per call not validated; step speedup against published end-to-end runs: {summary}"}
+    else:
+        band = {**band, "source": f"{band['source']}; step speedup against published end-to-end runs: {summary}"}
+    return {**band, "end_to_end": checks}

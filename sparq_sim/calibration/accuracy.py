@@ -6,6 +6,9 @@ fitted on: the error band `predict` prints beside its estimate.
 kernel label, the median and p90 absolute error of the time per call and of the speedup against
 the best dense kernel. ``sparq-sim validate --measurements T --fit-on S --write-accuracy FILE``
 writes a direction; ``band(labels)`` takes the worst over directions of the worst of the labels.
+Its ``end_to_end`` entry (written by ``validate --end-to-end --write-accuracy FILE``) holds the
+published whole-decoder speedups with each implementation's predicted one; ``end_to_end(name,
+kind)`` gives those of one implementation on one kind of device.
 """
 
 from __future__ import annotations
@@ -35,6 +38,28 @@ def record(report: dict, direction: str, command: str, path: str | Path = PATH) 
         "speedup_median_abs_pct": report["speedup"]["overall"]["median_abs_pct_error"],
         "speedup_p90_abs_pct": report["speedup"]["overall"]["p90_abs_pct_error"]}, "kernels": kernels}
     return data
+
+
+def record_end_to_end(results: list[dict], command: str, path: str | Path = PATH) -> dict:
+    """Merge the end-to-end checks (``validation.end_to_end.check``) into the accuracy file."""
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.is_file() else {"directions": {}}
+    data["end_to_end"] = {"command": command, "setups": results}
+    return data
+
+
+def end_to_end(implementation: str, kind: str, timing: str, path: str | Path | None = None) -> list[dict]:
+    """The recorded end-to-end checks of `implementation` timed by `timing` on devices of `kind`:
+    setup, published and predicted step speedups, signed error in percent."""
+    path = Path(PATH if path is None else path)
+    if not path.is_file():
+        return []
+    entry = _read(str(path), path.stat().st_mtime_ns).get("end_to_end", {})
+    return [{"setup": r["setup"], "seq": r["seq"], "published_speedup": r["published_speedup"],
+             "predicted_speedup": r["predicted_speedup"][implementation],
+             "error_pct": r["error_pct"][implementation], "source": r["source"]}
+            for r in entry.get("setups", [])
+            if r["kind"] == kind and r.get("timing", {}).get(implementation) == timing]
 
 
 @lru_cache(maxsize=8)

@@ -3,6 +3,7 @@
     sparq-sim validate --measurements FILE.csv[,FILE.csv] [--fit] [--holdout seq] [--plot FILE] [--format json]
     sparq-sim validate --measurements TARGET.csv --fit-on SOURCE.csv [--write-accuracy FILE.json]
     sparq-sim validate --local --out FOLDER [--quick] [--calibrate]
+    sparq-sim validate --end-to-end [--write-accuracy FILE.json]
 
 See docs/validation.md for the method, the models and the recorded results.
 """
@@ -24,6 +25,9 @@ SOURCE_FLAGS = (      # exactly one of them
     Flag("--measurements", metavar="FILE.csv",
          help="measurements in the schema of validation/data/README.md (several: comma-separated)"),
     Flag("--local", switch="on", help="run the project's kernels on this machine and validate against them"),
+    Flag("--end-to-end", switch="on",
+         help="predict the published end-to-end setups (validation/data/end-to-end.csv) with their composed "
+              "implementation model and with the ideal bound, against the published step speedups"),
 )
 FLAGS = (
     Flag("--fit", switch="on",
@@ -33,8 +37,8 @@ FLAGS = (
          help="fit the constants on these measurements (another device; comma-separated for several) "
               "and predict --measurements with each device's own physics: cross-device validation"),
     Flag("--write-accuracy", metavar="FILE.json",
-         help="with --fit-on: record the per-kernel cross-device errors in this accuracy file "
-              "(predict reports them beside its calibrated estimates)"),
+         help="with --fit-on: record the per-kernel cross-device errors in this accuracy file; with "
+              "--end-to-end: the end-to-end checks (predict reports them beside its estimates)"),
     Flag("--holdout", choices=("seq",),
          help="with --measurements: fit on every other sequence length, validate on the rest"),
     Flag("--train-seq", metavar="LIST", help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192"),
@@ -86,6 +90,8 @@ def run(args) -> int:
     worst = parse_positive_int(args.worst, "--worst")
     gate = None if args.max_median_error is None else \
         parse_number(args.max_median_error, "--max-median-error", 0, 1e6, "10")
+    if args.end_to_end:
+        return run_end_to_end(args)
     if args.plot:
         check_output_path(args.plot, flag="--plot")
     report = run_local(args) if args.local else run_measurements(args)
@@ -98,6 +104,34 @@ def _only_with(args, names, mode: str) -> None:
     if any(getattr(args, n) for n in names):
         flags = ["--" + n.replace("_", "-") for n in names]
         raise UserError(f"{', '.join(flags[:-1])} and {flags[-1]} go with {mode}")
+
+
+END_TO_END_EXCLUDES = LOCAL_ONLY + MEASUREMENTS_ONLY + ("fit", "fit_on", "calibration", "plot", "max_median_error")
+
+
+def run_end_to_end(args) -> int:
+    """validate --end-to-end: the published whole-decoder speedups against the composed models and
+    the ideal bound; with --write-accuracy, recorded for predict."""
+    import json
+
+    from sparq_sim.calibration import accuracy
+    from sparq_sim.outputs import check_output_path, write_text_atomic
+    from sparq_sim.validation import end_to_end
+
+    given = ["--" + n.replace("_", "-") for n in END_TO_END_EXCLUDES if getattr(args, n)]
+    if given:
+        raise UserError(f"{', '.join(given)} cannot go with --end-to-end (it takes only --write-accuracy and --format)")
+    if args.write_accuracy:
+        check_output_path(args.write_accuracy, (".json",), flag="--write-accuracy")
+    results = end_to_end.check(end_to_end.read_setups())
+    if args.write_accuracy:
+        data = accuracy.record_end_to_end(results, _command_line(), args.write_accuracy)
+        write_text_atomic(args.write_accuracy, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    if args.format == "json":
+        _args.print_json({"end_to_end": results})
+    else:
+        print(end_to_end.format_table(results))
+    return 0
 
 
 def run_local(args):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sparq_sim import dtypes
 from sparq_sim.capacity import kv_copies
 from sparq_sim.models import ModelConfig
+from sparq_sim.timing.result import Bound
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class PrefillPhase:
 
     @property
     def bound(self) -> str:
-        return "compute" if self.compute_s >= self.memory_s else "memory"
+        return Bound.COMPUTE if self.compute_s >= self.memory_s else Bound.MEMORY
 
     def to_dict(self) -> dict:
         return {"name": self.name, "flops": self.flops, "bytes": self.bytes, "compute_s": self.compute_s,

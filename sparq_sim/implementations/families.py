@@ -40,14 +40,9 @@ class ScatterBound(str, Enum):
 # kind of load, while its gathers of contiguous runs (r rows of K_t, k rows of K and V: each
 # warp's element loads coalesce) are bound by the index arithmetic inductor emits per element,
 # like eager torch.gather and the CPU loops: instruction-bound.
-SCATTER_BOUND = {(Family.TRITON, ""): ScatterBound.CACHE, (Family.TRITON, "lastdim"): ScatterBound.CACHE,
-                 (Family.TRITON, "rows"): ScatterBound.CACHE, (Family.COMPILED, "lastdim"): ScatterBound.CACHE}
-
-
 def scatter_bound(family: str, kind: str = "") -> ScatterBound:
     """What limits the scattered loads of a phase of ``family`` whose gather is of ``kind``
     ("lastdim": elements of position-major rows, "rows": whole rows, "": runs of K_t)."""
-    try:
-        return SCATTER_BOUND.get((Family(family), kind or ""), ScatterBound.ISSUE)
-    except ValueError:
-        return ScatterBound.ISSUE
+    if family == Family.TRITON or (family == Family.COMPILED and kind == "lastdim"):
+        return ScatterBound.CACHE
+    return ScatterBound.ISSUE

@@ -21,10 +21,21 @@ HERE = Path(__file__).resolve().parent
 PATH = HERE / "accuracy.json"
 
 
+def _current(path: str | Path) -> dict:
+    """The accuracy file's contents, or an empty record where there is none yet."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {"directions": {}}
+
+
+def write(data: dict, path: str | Path) -> None:
+    """Write an accuracy record (from ``record`` or ``record_end_to_end``) atomically."""
+    from sparq_sim.outputs import write_text_atomic
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def record(report: dict, direction: str, command: str, path: str | Path = PATH) -> dict:
     """Merge one cross-device validation report (``Report.to_dict()``) into the accuracy file."""
-    path = Path(path)
-    data = json.loads(path.read_text()) if path.is_file() else {"directions": {}}
+    data = _current(path)
     kernels = {}
     for label, t in report["per_kernel"].items():
         s = report["speedup"]["per_kernel"].get(label, {})
@@ -42,8 +53,7 @@ def record(report: dict, direction: str, command: str, path: str | Path = PATH) 
 
 def record_end_to_end(results: list[dict], command: str, path: str | Path = PATH) -> dict:
     """Merge the end-to-end checks (``validation.end_to_end.check``) into the accuracy file."""
-    path = Path(path)
-    data = json.loads(path.read_text()) if path.is_file() else {"directions": {}}
+    data = _current(path)
     data["end_to_end"] = {"command": command, "setups": results}
     return data
 
@@ -60,6 +70,12 @@ def end_to_end(implementation: str, kind: str, timing: str, path: str | Path | N
              "error_pct": r["error_pct"][implementation], "source": r["source"]}
             for r in entry.get("setups", [])
             if r["kind"] == kind and r.get("timing", {}).get(implementation) == timing]
+
+
+def describe(check: dict) -> str:
+    """One end-to-end check (an item of ``end_to_end``) in words."""
+    return (f"{check['setup']} (S = {check['seq']}): {check['predicted_speedup']:.2f}x predicted, "
+            f"{check['published_speedup']:.2f}x published, {check['error_pct']:+.0f}%")
 
 
 @lru_cache(maxsize=8)

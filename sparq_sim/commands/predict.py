@@ -172,26 +172,20 @@ def format_prediction(p, memory: dict | None = None) -> str:
 
 def accuracy_lines(p) -> list[str]:
     """The ideal bound beside the estimate, and the estimate's validated error (or that it has none)."""
+    from sparq_sim.calibration import accuracy
     from sparq_sim.units import format_seconds
     d = p.to_dict()
     b, e = d["bound"], d["error"]
     lines = [f"ideal bound (fused kernels moving the formula's bytes, roofline): step {format_seconds(b['dense']['step']['time_s'])}"
              f" dense, {format_seconds(b['sparq']['step']['time_s'])} SparQ, attention {b['speedup']['attention']:.2f}x, "
              f"step {b['speedup']['step']:.2f}x"]
-    if e.get("median_abs_pct") is None and e.get("end_to_end"):
-        lines.append("error of this estimate: time per call not validated; step speedup against published "
-                     "end-to-end runs: " + "; ".join(
-                         f"{c['setup']} (S = {c['seq']}): {c['predicted_speedup']:.2f}x predicted, "
-                         f"{c['published_speedup']:.2f}x published, {c['error_pct']:+.0f}%" for c in e["end_to_end"]))
-    elif e.get("median_abs_pct") is None:
+    if e.get("median_abs_pct") is None:
         lines.append(f"error of this estimate: {e['source']}")
     else:
         lines.append(f"error of this estimate (measured on a GPU it was not fitted on): time per call median "
                      f"{e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%; speedup median "
                      f"{e['speedup_median_abs_pct']:.1f}%, p90 {e['speedup_p90_abs_pct']:.1f}%")
-        for c in e.get("end_to_end", []):
-            lines.append(f"end to end, {c['setup']} (S = {c['seq']}): {c['predicted_speedup']:.2f}x predicted, "
-                         f"{c['published_speedup']:.2f}x published, {c['error_pct']:+.0f}%")
+        lines += [f"end to end, {accuracy.describe(c)}" for c in e.get("end_to_end", [])]
         if p.device.kind == "gpu" and p.device.name not in ("a10g", "a100-40gb"):
             lines.append(f"{p.device.name} has no measurements: it takes the GPU constants fitted on the A10G and "
                          "A100-40GB with its own hardware figures")

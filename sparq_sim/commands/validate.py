@@ -112,10 +112,8 @@ END_TO_END_EXCLUDES = LOCAL_ONLY + MEASUREMENTS_ONLY + ("fit", "fit_on", "calibr
 def run_end_to_end(args) -> int:
     """validate --end-to-end: the published whole-decoder speedups against the composed models and
     the ideal bound; with --write-accuracy, recorded for predict."""
-    import json
-
     from sparq_sim.calibration import accuracy
-    from sparq_sim.outputs import check_output_path, write_text_atomic
+    from sparq_sim.outputs import check_output_path
     from sparq_sim.validation import end_to_end
 
     given = ["--" + n.replace("_", "-") for n in END_TO_END_EXCLUDES if getattr(args, n)]
@@ -125,8 +123,7 @@ def run_end_to_end(args) -> int:
         check_output_path(args.write_accuracy, (".json",), flag="--write-accuracy")
     results = end_to_end.check(end_to_end.read_setups())
     if args.write_accuracy:
-        data = accuracy.record_end_to_end(results, _command_line(), args.write_accuracy)
-        write_text_atomic(args.write_accuracy, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        accuracy.write(accuracy.record_end_to_end(results, _command_line(), args.write_accuracy), args.write_accuracy)
     if args.format == "json":
         _args.print_json({"end_to_end": results})
     else:
@@ -256,14 +253,10 @@ def _command_line() -> str:
 
 def _write_accuracy(report, source, rows, staged, final) -> None:
     """Merge this cross-device validation into the accuracy file `final` (written at `staged`)."""
-    import json
-
     from sparq_sim.calibration import accuracy
-    from sparq_sim.validation.io import atomic_write_text
     direction = (" + ".join(sorted({m.hardware for m in source})) + " -> "
                  + " + ".join(sorted({m.hardware for m in rows})))
-    data = accuracy.record(report.to_dict(), direction, _command_line(), final)
-    atomic_write_text(staged, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    accuracy.write(accuracy.record(report.to_dict(), direction, _command_line(), final), staged)
 
 
 def _write_calibration(rows, args, path) -> None:

@@ -64,7 +64,13 @@ class Prediction:
     timing: str
     dense: MethodPrediction
     sparq: MethodPrediction
-    error: dict | None = None           # validated error band of this estimate (None: not validated)
+    model: object = field(default=None, repr=False, compare=False)   # the implementation model used
+
+    @cached_property
+    def error(self) -> dict | None:
+        """The measured error of this estimate (None: not validated). Computed when asked, like
+        ``bound``: sweeps and planning make many predictions and read none of it."""
+        return None if self.model is None else _error_band(self.model, self.timing, self.workload, self.device)
 
     @cached_property
     def bound(self) -> "Prediction":
@@ -125,23 +131,22 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
         check(device)
     timer = timer or timer_for(impl, timing, device)
     return Prediction(device, w, impl.name, timer.name, *(predict_method(w, m, impl, timer) for m in METHODS),
-                      error=_error_band(impl, timer, w, device))
+                      model=impl)
 
 
-def _error_band(impl, timer, w: Workload, device) -> dict | None:
+def _error_band(impl, timing: str, w: Workload, device) -> dict | None:
     """The measured error of such a prediction: the cross-device error of calibrated estimates of
     the published kernels (measured on GPUs only), and the recorded end-to-end checks of this
     implementation and timing against published whole-decoder speedups on this kind of device."""
     from sparq_sim.calibration import accuracy
     labels = getattr(impl, "kernel_labels", None)
     band = None
-    if timer.name == "calibrated" and labels is not None and device.kind == "gpu":
+    if timing == "calibrated" and labels is not None and device.kind == "gpu":
         band = accuracy.band(labels(w))
-    checks = accuracy.end_to_end(impl.name, device.kind, timer.name)
+    checks = accuracy.end_to_end(impl.name, device.kind, timing)
     if not checks:
         return band
-    summary = "; ".join(f"{c['setup']}, S = {c['seq']}: {c['predicted_speedup']:.2f}x predicted, "
-                        f"{c['published_speedup']:.2f}x published ({c['error_pct']:+.0f}%)" for c in checks)
+    summary = "; ".join(accuracy.describe(c) for c in checks)
     if band is None:
         from statistics import median
         band = {"median_abs_pct": None, "p90_abs_pct": None,

@@ -23,7 +23,7 @@ def test_shipped_setups_cite_the_paper_and_name_both_kinds():
 
 def test_error_is_the_predicted_over_the_published_speedup(tmp_path):
     f = tmp_path / "e2e.csv"
-    f.write_text(HEADER + "\nsmall,h100-pcie,gpt-fast,llama-2-7b,8192,1,bfloat16,bfloat16,,1.5,test\n")
+    f.write_text(HEADER + "\nsmall,h100-pcie,gpt-fast,llama-2-7b,8192,1,bfloat16,bfloat16,,,,1.5,test\n")
     (s,) = end_to_end.read_setups(f)
     (r,) = end_to_end.check([s])
     composed = predict(s.workload(), load_device("h100-pcie"), "gpt-fast").speedup["step"]
@@ -35,7 +35,7 @@ def test_error_is_the_predicted_over_the_published_speedup(tmp_path):
 
 def test_malformed_setups_name_file_and_line(tmp_path):
     f = tmp_path / "e2e.csv"
-    f.write_text(HEADER + "\nx,h100,gpt-fast,llama-2-7b,many,1,float16,float16,,1.9,s\n")
+    f.write_text(HEADER + "\nx,h100,gpt-fast,llama-2-7b,many,1,float16,float16,,,,1.9,s\n")
     with pytest.raises(UserError, match="e2e.csv line 2"):
         end_to_end.read_setups(f)
     f.write_text("setup,hardware\n")

@@ -20,7 +20,7 @@ from sparq_sim.validation import DATA
 
 PATH = DATA / "end-to-end.csv"
 COLUMNS = ("setup", "hardware", "implementation", "model", "seq", "batch", "kv_dtype", "weight_dtype",
-           "threads", "published_speedup", "source")
+           "threads", "r", "k", "published_speedup", "source")
 IDEAL = "ideal"
 
 
@@ -37,6 +37,8 @@ class Setup:
     kv_dtype: str
     weight_dtype: str
     threads: int | None
+    r: int | None              # None: the workload's default for 1/8 compression
+    k: int | None
     published_speedup: float
     source: str
 
@@ -44,13 +46,17 @@ class Setup:
         from sparq_sim.models import get_preset
         from sparq_sim.workload import Workload
         return Workload.build(get_preset(self.model), self.seq, batch=self.batch, kv_dtype=self.kv_dtype,
-                              weight_dtype=self.weight_dtype)
+                              weight_dtype=self.weight_dtype, r=self.r, k=self.k)
 
     def composed(self):
         """The implementation model of the setup, configured with its thread count if it has one."""
         from sparq_sim.implementations import get_implementation
         impl = get_implementation(self.implementation)
         return impl.configure(threads=self.threads) if self.threads else impl
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
 
 
 def read_setups(path: str | Path = PATH) -> list[Setup]:
@@ -67,7 +73,7 @@ def read_setups(path: str | Path = PATH) -> list[Setup]:
                     setups.append(Setup(
                         rec["setup"], rec["hardware"], rec["implementation"], rec["model"], int(rec["seq"]),
                         int(rec["batch"]), rec["kv_dtype"], rec["weight_dtype"],
-                        int(rec["threads"]) if rec["threads"].strip() else None,
+                        _optional_int(rec["threads"]), _optional_int(rec["r"]), _optional_int(rec["k"]),
                         float(rec["published_speedup"]), rec["source"]))
                 except (TypeError, ValueError) as exc:
                     raise UserError(f"{path} line {n}: {exc}") from None

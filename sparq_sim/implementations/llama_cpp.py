@@ -8,8 +8,9 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
   thread count below sustained / ceiling cannot saturate DRAM. Devices without those figures
   use ``PER_THREAD_BPS_FALLBACK``.
 * ``--threads N`` (default: the device's cores). Matrix products split their rows over all
-  threads; ops that split by head (softmax rows, SparQ's attention op) run in rounds of
-  ``threads`` heads, so a head count that is not a multiple of the threads leaves some idle.
+  threads; ops that split by head (softmax rows, SparQ's attention op) run each layer's heads in
+  rounds of ``threads``, so a head count that is not a multiple of the threads, or below it,
+  leaves some idle.
 * Every op is a parallel region ended by a barrier: the device's ``launch_s`` each. The dense
   layer is ``DENSE_OPS_PER_LAYER`` ops (norms, Q/K/V/O and the three MLP projections, RoPE, cache
   copies, K.q, softmax, V.p, adds); SparQ replaces K.q, softmax and V.p with one SparQ op and
@@ -19,15 +20,20 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
 * Dense attention is ggml's: K.q writes fp32 scores, the softmax reads them (``SOFTMAX_READS``
   times) and writes probabilities, V.p reads them (V is stored transposed, so it still streams).
 * SparQ op ("threads across heads", no reallocation: the C++ implementation drops step 3, so
-  there is no value-mean traffic whatever the workload says): one thread takes one KV head (its
-  query-head group) at a time and does top-r, the r runs of the component-major K, softmax,
-  top-k selection, k gathered rows of K and of V (V kept position-major for the gathers), with
-  its scores in its own cache. Serial work per position: ``SOFTMAX_S_PER_ELEMENT`` per query
-  head and ``SELECT_S_PER_ELEMENT`` for the selection (an nth_element-style select), overlapped
-  with the thread's memory traffic.
+  there is no value-mean traffic whatever the workload says, and it ranks raw scores, so there is
+  no softmax over S): one thread takes one KV head (its query-head group) at a time and runs
+  top-r, the r runs of the component-major K, the top-k selection, then k gathered rows of K and
+  of V (V kept position-major for the gathers). The selection builds S (score, index) pairs in
+  fresh scratch and runs ``std::nth_element`` on them: ``SELECT_CYCLES_PER_ELEMENT`` per position
+  and query head, *measured* by ``python -m sparq_sim.kernels.bench_select_cpp`` (the same code
+  in C++, recorded in validation/results/cpu-select.json) and timed at the device's clock. The
+  selection sits between the op's two memory passes, and every thread starts its head together
+  after the op's barrier, so the threads select while DRAM idles: its time adds to the op's
+  memory time instead of hiding under it.
 * The bandwidth shortfall (threads, per-thread ceiling, idle threads in the last round) and the
-  serial work are carried in each phase's ``fixed_s``, so the roofline timer's total is
-  max(bytes / attainable bandwidth, serial work) + barriers.
+  serial work are carried in each phase's ``fixed_s``, so the roofline timer's total is the
+  phase's memory time plus (SparQ's selection) or at least (the dense softmax, which streams its
+  row while it computes) its serial work, plus barriers.
 """
 
 from __future__ import annotations
@@ -45,8 +51,17 @@ DENSE_OPS_PER_LAYER = 22          # assumed: ops of llama.cpp's Llama layer grap
 SOFTMAX_READS = 2                 # assumed: ggml's softmax reads its row for the max, then to exponentiate
 SCORE_BYTES = 4                   # fp32 scores and probabilities
 SOFTMAX_S_PER_ELEMENT = 1.5e-9    # assumed: vectorised exp, max and sum, about 4 cycles per element
-SELECT_S_PER_ELEMENT = 4e-9       # assumed: nth_element-style selection, about 10 cycles per element
+# measured: median over S >= 16k of validation/results/cpu-select.json (bench_select_cpp, one thread of
+# an Intel Xeon @ 2.00 GHz, g++ -O3: 16.3 ns per position at 16k and 32k, 13.6 at 64k, 18.3 at 128k),
+# in cycles at the nominal clock; the pairs spill out of L2 from S = 16k on
+SELECT_CYCLES_PER_ELEMENT = 32.7
 SCORE_OPS = 5
+DEFAULT_CLOCK_HZ = 2.45e9          # assumed: only for phases built without a device (bytes only)
+
+
+def clock_hz(device) -> float:
+    """The core clock the serial work is timed at (the device file's; 2.45 GHz without a device)."""
+    return device.clock_hz.value if device is not None else DEFAULT_CLOCK_HZ
 
 
 def per_thread_bandwidth(device) -> float:
@@ -83,11 +98,14 @@ class LlamaCpp:
         return self.threads or int(device.compute_units.value)
 
     def _shortfall(self, device, moved: float, flops: float, dtype: str, items: int | None,
-                   serial_per_item: float = 0.0) -> float:
+                   serial_per_item: float = 0.0, serial_after_memory: bool = False, ops: int = 1) -> float:
         """Extra seconds over the roofline's max(moved/sustained, flops/peak) for this phase.
 
-        items=None: the work splits evenly over all threads. Otherwise it is `items` equal pieces
-        handed out one per thread, in rounds.
+        items=None: the work splits evenly over all threads. Otherwise the phase is `ops` ops (one
+        per layer), each ended by a barrier, each of `items / ops` equal pieces handed out one per
+        thread, in rounds: a layer's 32 heads keep at most 32 threads busy however many there are.
+        A piece's serial work overlaps its memory traffic, or with ``serial_after_memory`` runs
+        between its memory passes and adds to them.
         """
         if device is None:
             return 0.0
@@ -100,19 +118,23 @@ class LlamaCpp:
             bandwidth = min(sustained, threads * ceiling)
             own = max(moved / bandwidth, flops / compute_rate)
         else:
-            active = min(threads, items)
-            rounds = math.ceil(items / threads)
+            ops = max(1, ops)
+            per_op = max(1, items // ops)
+            active = min(threads, per_op)
+            rounds = ops * math.ceil(per_op / threads)
             per_item_bw = min(ceiling, sustained / active)
             per_item_rate = compute_rate / active
-            own = rounds * max(moved / items / per_item_bw, flops / items / per_item_rate, serial_per_item)
+            streaming = max(moved / items / per_item_bw, flops / items / per_item_rate)
+            own = rounds * (streaming + serial_per_item if serial_after_memory
+                            else max(streaming, serial_per_item))
         return max(0.0, own - roofline)
 
     def _phase(self, device, name, accesses, flops=0.0, dtype="float32", items=None, serial=0.0,
-               ops=0, part="attention", in_formula=True) -> Phase:
+               ops=0, part="attention", in_formula=True, serial_after_memory=False) -> Phase:
         accesses = tuple(accesses)
         granularity = device.granularity if device is not None else 64
         moved = sum(a.moved_bytes(granularity) for a in accesses)
-        fixed = self._shortfall(device, moved, flops, dtype, items, serial)
+        fixed = self._shortfall(device, moved, flops, dtype, items, serial, serial_after_memory, ops)
         return Phase(name, accesses, flops=flops, flop_dtype=dtype, launches=ops, fixed_s=fixed,
                      part=part, in_formula=in_formula)
 
@@ -144,10 +166,10 @@ class LlamaCpp:
         accesses = (base.read_q(s), base.step1_keys(s, w.store_k), base.gather_rows(s, "K"),
                     base.gather_rows(s, "V"), base.write_out(s))
         flops = (2.0 * s.r * s.seq + (4.0 * s.head_dim + SCORE_OPS) * s.k + SCORE_OPS * s.seq) * nq
-        serial = s.seq * (g * SOFTMAX_S_PER_ELEMENT + SELECT_S_PER_ELEMENT)
+        serial = g * s.seq * SELECT_CYCLES_PER_ELEMENT / clock_hz(device) + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [
             self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,
-                        ops=L),
+                        ops=L, serial_after_memory=True),
             self._phase(device, "kv_append", base.cache_append(s, w.store_k).accesses,
                         ops=(2 + (w.store_k == "twice")) * L, in_formula=False),
         ]

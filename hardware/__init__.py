@@ -61,6 +61,7 @@ class Compute(NamedTuple):
     units: Figure
     clock_hz: Figure
     peak_flops: dict          # dtype -> Figure
+    max_warps_per_unit: Figure | None = None    # GPUs only: resident warps one SM holds
 
 
 class Overheads(NamedTuple):
@@ -152,6 +153,8 @@ SECTIONS = Section({
         "clock_hz": F("Hz", 1e8, 1e10),
         # flop/s: a microcontroller .. far beyond any accelerator
         "peak_flops": Table(F("flop/s", 1e6, 1e18), keys=DTYPES, what="dtype", needs=("float32",)),
+        "max_warps_per_unit": F("warps", 0, 1024, whole=True, required=False,
+                                doc="GPUs: resident warps per SM (its compute capability's limit)"),
     }, into=Compute),
     "overheads": Section({
         "launch_s": F("s", 0, 0.1, low_inclusive=True),
@@ -175,6 +178,7 @@ FIGURES = {
     "compute_units": "compute.units", "launch_s": "overheads.launch_s", "clock_hz": "compute.clock_hz",
     "llc_bandwidth_Bps": "cache.bandwidth_Bps", "dram_latency_s": "dram.idle_latency_s",
     "host_op_s": "host.op_dispatch_s", "graph_kernel_s": "overheads.graph_kernel_s",
+    "max_warps_per_unit": "compute.max_warps_per_unit",
 }
 
 
@@ -204,6 +208,7 @@ class Device:
     dram_latency_s: Figure
     host_op_s: Figure
     graph_kernel_s: Figure | None = None
+    max_warps_per_unit: Figure | None = None
     peak_flops: dict = field(default_factory=dict)
     path: str = ""
     dram: Dram | None = None
@@ -221,7 +226,7 @@ class Device:
 
     @property
     def compute(self) -> Compute:
-        return Compute(self.compute_units, self.clock_hz, self.peak_flops)
+        return Compute(self.compute_units, self.clock_hz, self.peak_flops, self.max_warps_per_unit)
 
     @property
     def overheads(self) -> Overheads:
@@ -265,8 +270,11 @@ def parse_device(data: dict, path: str) -> Device:
     """Validate a parsed hardware file and build the Device; errors name the bad field."""
     d = read(SECTIONS, data, f"hardware file {path}")
     memory, cache, compute, overheads = d["memory"], d["cache"], d["compute"], d["overheads"]
-    if d["kind"] == "gpu" and overheads.graph_kernel_s is None:
-        raise UserError(f"hardware file {path}: field overheads.graph_kernel_s is missing")
+    if d["kind"] == "gpu":
+        for name, value in (("overheads.graph_kernel_s", overheads.graph_kernel_s),
+                            ("compute.max_warps_per_unit", compute.max_warps_per_unit)):
+            if value is None:
+                raise UserError(f"hardware file {path}: field {name} is missing")
     return Device(name=d["name"], description=d["description"] or d["name"], kind=d["kind"],
                   aliases=tuple(a.lower() for a in d["aliases"] or ()), technology=memory.technology,
                   bandwidth_Bps=memory.bandwidth_Bps, achievable_fraction=memory.achievable_fraction,
@@ -276,6 +284,7 @@ def parse_device(data: dict, path: str) -> Device:
                   llc_bandwidth_Bps=cache.bandwidth_Bps, dram_latency_s=d["dram"].idle_latency_s,
                   host_op_s=d["host"].op_dispatch_s,
                   graph_kernel_s=overheads.graph_kernel_s if d["kind"] == "gpu" else None,
+                  max_warps_per_unit=compute.max_warps_per_unit if d["kind"] == "gpu" else None,
                   peak_flops=compute.peak_flops, path=path, dram=d["dram"], link=d["link"],
                   calibration=d["calibration"] or {})
 

@@ -43,12 +43,37 @@ def test_few_programs_cap_bandwidth_by_littles_law():
     phase = KernelPhase("attention", _stream(1e9), family="triton", rows=32)
     t = _time(phase, A100, **{"bytes_in_flight.triton": 4000.0})
     assert t == pytest.approx(1e9 / (32 * 4000 / 400e-9))
-    # past U programs only U units work: 1000 programs -> 108 x 10 GB/s = 1.08 TB/s
-    many = _time(replace(phase, rows=1000), A100, **{"bytes_in_flight.triton": 4000.0})
+    # past U programs each unit holds several: an SDPA mem-efficient program per unit (1), so
+    # 1000 programs -> 108 x 10 GB/s = 1.08 TB/s
+    mem_eff = replace(phase, family="sdpa-mem-efficient", rows=1000)
+    many = _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0})
     assert many == pytest.approx(1e9 / (108 * 4000 / 400e-9))
     # enough bytes in flight: the DRAM binds again
-    wide = _time(replace(phase, rows=1000), A100, **{"bytes_in_flight.triton": 1e6})
+    wide = _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 1e6})
     assert wide == pytest.approx(1e9 / (1555e9 * 0.90))
+
+
+def test_units_hold_several_programs_past_u():
+    """A unit holds R programs at once: Triton's 4-warp programs, 64 / 4 = 16 on an A100 (64
+    resident warps per SM) and 48 / 4 = 12 on an A10G; other families one. 300 Triton programs
+    of 1000 bytes in flight at 400 ns: all 300 run (<= 108 x 16), 300 x 2.5 GB/s = 750 GB/s; 3000
+    programs: the DRAM's 1.4 TB/s binds, and with 200 bytes each the 1728 resident programs do."""
+    phase = KernelPhase("attention", _stream(1e9), family="triton", rows=300)
+    c = {"bytes_in_flight.triton": 1000.0}
+    assert _time(phase, A100, **c) == pytest.approx(1e9 / (300 * 1000 / 400e-9))
+    assert _time(replace(phase, rows=3000), A100, **c) == pytest.approx(1e9 / (1555e9 * 0.90))
+    assert _time(replace(phase, rows=3000), A100, **{"bytes_in_flight.triton": 200.0}) == \
+        pytest.approx(1e9 / (108 * 16 * 200 / 400e-9))
+    a10g = load_device("a10g")                         # 80 SMs, 48 warps, 350 ns
+    assert _time(replace(phase, rows=3000), a10g, **{"bytes_in_flight.triton": 100.0}) == \
+        pytest.approx(1e9 / (80 * 12 * 100 / 350e-9))
+    flash = replace(phase, family="sdpa-flash", rows=3000)          # one program per unit
+    assert _time(flash, A100, **{"bytes_in_flight.sdpa-flash": 1000.0}) == \
+        pytest.approx(1e9 / (108 * 1000 / 400e-9))
+    # the scattered loads of a row-parallel kernel are issued by the same programs
+    loads = replace(phase, accesses=(), scattered_loads=10 ** 9, rows=3000)
+    assert _time(loads, A100, **{"llc_eff.triton": 1e3, "row_issue_per_cycle.triton": 0.5}) == \
+        pytest.approx(1e9 / (108 * 16 * 1.41e9 * 0.5))
 
 
 def test_littles_law_latency_is_the_devices():
@@ -142,7 +167,8 @@ def test_calibration_file_with_misspelt_constant_names_it(tmp_path):
 
 
 @pytest.mark.parametrize("field,needle", [("clock_hz", "compute.clock_hz"), ("op_dispatch_s", "host.op_dispatch_s"),
-                                          ("graph_kernel_s", "overheads.graph_kernel_s")])
+                                          ("graph_kernel_s", "overheads.graph_kernel_s"),
+                                          ("max_warps_per_unit", "compute.max_warps_per_unit")])
 def test_hardware_file_missing_a_physics_figure_names_it(tmp_path, field, needle):
     from sparq_sim.hardware import HERE, load_file
     lines = [line for line in (HERE / "a10g.toml").read_text().splitlines() if not line.startswith(f"{field} =")]

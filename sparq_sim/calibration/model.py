@@ -8,10 +8,11 @@ predict another with nothing rescaled. For one call (a list of phases) on a devi
         memory          = sum over accesses of moved bytes / (sustained bandwidth * eff[pattern]),
                           the LLC bandwidth instead when the call repeats on inputs that fit in the LLC,
                           and for a row-parallel kernel with P programs on U units at least
-                          moved bytes / (min(P, U) * bytes_in_flight[family] / DRAM latency)   (Little's law)
+                          moved bytes / (min(P, U * R) * bytes_in_flight[family] / DRAM latency)   (Little's law;
+                          R: programs a unit holds at once, families.resident_programs)
         scattered loads = loads / (U * clock * issue_per_cycle[family])         framework gathers, or
                           loads * sector / (LLC bandwidth * llc_eff[family])    fused gathers (one sector each)
-                          and for a row-parallel kernel at least loads / (min(P, U) * clock * row_issue_per_cycle)
+                          and for a row-parallel kernel at least loads / (min(P, U * R) * clock * row_issue_per_cycle)
         top-k           = ranked elements / (min(rows, U * topk_programs_per_unit) * clock * topk_per_cycle)
         compute         = flops / (peak[dtype] * compute_eff[family])
     host time           h = (host_ops[kernel] + extra ops * host_ops_per_launch) * host_op_s
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparq_sim.calibration.constants import Constants
-from sparq_sim.implementations.families import ScatterBound, scatter_bound
+from sparq_sim.implementations.families import ScatterBound, resident_programs, scatter_bound
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
 PATTERN_INDEX = {STREAM: 0, GATHER: 1, SPARSE_ROWS: 2}
@@ -152,8 +153,15 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     memory = (f.bytes / per_pattern_bw).sum(axis=1)
     total_bytes = f.bytes.sum(axis=1)
 
-    # row-parallel kernels: P programs on at most U units, each bounded by Little's law
-    programs = np.minimum(f.rows, f.threads[f.call]) if cpu and f.threads is not None else np.minimum(f.rows, units)
+    # row-parallel kernels: P programs, at most R of them on each of U units at once (on CPUs: one
+    # per thread), each bounded by Little's law
+    if cpu:
+        programs = np.minimum(f.rows, f.threads[f.call]) if f.threads is not None else np.minimum(f.rows, units)
+    else:
+        keys, index = _family_index(f)
+        warps = device.max_warps_per_unit.value if device.max_warps_per_unit is not None else None
+        held = np.array([resident_programs(fam, warps) for fam, _ in keys], dtype=float)[index]
+        programs = np.minimum(f.rows, units * held)
     in_flight = _per_family(c, "bytes_in_flight", f)
     limited = f.rows > 0
     with np.errstate(divide="ignore", invalid="ignore"):

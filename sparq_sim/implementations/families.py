@@ -46,3 +46,21 @@ def scatter_bound(family: str, kind: str = "") -> ScatterBound:
     if family == Family.TRITON or (family == Family.COMPILED and kind == "lastdim"):
         return ScatterBound.CACHE
     return ScatterBound.ISSUE
+
+
+# Programs of a row-parallel kernel one unit holds at once: past U programs, a unit runs several,
+# each with its own loads in flight, so P programs keep min(P, U x resident) of them going.
+# Triton launches 4 warps per program unless told otherwise (its default num_warps; the published
+# kernels' launch settings are not public), so the device's resident warps per unit / 4 bound it
+# (registers or shared memory may hold it lower; any value from 2 up gives the same predictions of
+# the published rows, whose programs number 32 or at least 4 x the units). Every other family is
+# taken at one program per unit: FlashAttention-2 states 2 per SM for its sm86 tile, but the
+# published flash rows past batch 1 are bound by the layout copy, so they cannot check it.
+TRITON_WARPS_PER_PROGRAM = 4
+
+
+def resident_programs(family: str, max_warps_per_unit: float | None) -> float:
+    """Programs of ``family`` one GPU unit runs at once (1 where nothing says more)."""
+    if family == Family.TRITON and max_warps_per_unit:
+        return max(1.0, max_warps_per_unit // TRITON_WARPS_PER_PROGRAM)
+    return 1.0

@@ -204,3 +204,20 @@ def test_cross_device_fit_predicts_with_the_targets_physics(tmp_path):
     expected = fitting.predict_times(a100, device_for("a100-40gb"), constants)
     assert np.allclose(report.predicted, expected)
     assert "predicted with a100-40gb's own physics" in report.sources["a100-40gb"]
+
+
+def test_fit_reports_constants_the_rows_do_not_pin():
+    """A term that binds on no row leaves its constant free above some value: the fit keeps where
+    the optimiser stopped and reports the lowest value that fits as well (here e^2, where the
+    second residual starts to grow), or None when no value binds; a pinned constant is not listed."""
+    import numpy as np
+    from sparq_sim.calibration.fit import _flat_from
+
+    def residuals(x):
+        return np.array([x[0] - 1.0, max(0.0, 2.0 - x[1]), 0.0 * x[2]])
+
+    x = np.array([1.0, 3.0, 0.5])
+    jac = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    flat = _flat_from(residuals, x, jac, np.array([-5.0, -5.0, -5.0]), ["a", "b", "c"])
+    assert set(flat) == {"b", "c"} and flat["c"] is None
+    assert flat["b"] == pytest.approx(np.exp(2.0), rel=1e-3)

@@ -163,6 +163,13 @@ def format_report(report: Report, worst: int = 10) -> str:
     lines = [f"validation: {report.label}" if report.label else "validation"]
     for hw, src in report.sources.items():
         lines.append(f"constants for {hw}: {src}")
+    for fit_name, fit in report.fits.items():
+        free = fit.get("unpinned") or {}
+        if free:
+            rows = "--fit-on" if fit_name == "fitted_on" else fit_name
+            lines.append(f"not pinned by the {rows} rows (each stays where the fit stopped; every value from "
+                         "the one given up fits them alike): "
+                         + ", ".join(k if v is None else f"{k} (from {v:.3g})" for k, v in free.items()))
     lines += ["", "time per call"]
     lines.append(render_table(rows_of({"overall": d["overall"]}) + rows_of(d["per_kernel"]), ["kernel"] + header[1:]))
     lines += ["", render_table(rows_of(d["per_device"]), ["device"] + header[1:])]

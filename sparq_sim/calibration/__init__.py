@@ -29,6 +29,10 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     device = next(iter(devices.values()))
     source = f"fitted on {fitted_on} ({len(rows)} rows) by `{command}` on {store.today()}"
     sources = {k: ("fitted", source) for k in params}
+    for k, low in report.get("unpinned", {}).items():
+        which = "any value" if low is None else f"every value from {low:.4g} up"
+        sources[k] = ("fitted", f"{source}; not pinned by these rows: {which} fits them within "
+                                f"{fitting.FLAT_COST:.1%} of the best cost")
     sources.update(report["fixed_sources"])
     if "per_thread_bw" in params:
         sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
@@ -38,7 +42,7 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     meta = {**(meta or {}), "fitted_on": fitted_on, "devices": ", ".join(sorted(devices)), "rows": len(rows),
             "command": command, "date": store.today(), "rms_log_error": report["rms_log_error"],
             "median_abs_pct_error_in_sample": report["median_abs_pct_error"],
-            "at_bounds": ", ".join(report["at_bounds"])}
+            "at_bounds": ", ".join(report["at_bounds"]), "unpinned": ", ".join(report.get("unpinned", {}))}
     name = device.name if len(devices) == 1 else " + ".join(sorted(devices))
     text = store.dumps(name, "nvidia-gpu" if device.kind == "gpu" else family, device.kind, params, sources, meta,
                        device.bandwidth_Bps.value)

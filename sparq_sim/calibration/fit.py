@@ -132,10 +132,12 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
         # CPU fits start far from the optimum (host times vs. memory terms trade off): a plain
         # least-squares pass first, so the robust pass does not stall in its flat far-out region.
         x0 = least_squares(residuals, x0, bounds=(lo, hi), loss="linear", x_scale=1.0, max_nfev=3000).x
-    result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, x_scale=1.0,
+    result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=SOFT_L1_SCALE, x_scale=1.0,
                            max_nfev=3000)
-    constants = constants_of(result.x)
-    res = residuals(result.x)
+    x = result.x
+    unpinned = _flat_from(residuals, x, result.jac, lo, names)
+    constants = constants_of(x)
+    res = residuals(x)
     per_launch = host_ops_per_launch(measurements, constants, kind)
     if per_launch is not None and "host_ops_per_launch" not in names:
         constants = constants.with_values({"host_ops_per_launch": per_launch})
@@ -144,8 +146,46 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
               "fixed_sources": {k: v[1:] for k, v in fixed_all.items()},
               "rms_log_error": float(np.sqrt(np.mean(res ** 2))),
               "median_abs_pct_error": float(np.median(np.abs(np.expm1(res))) * 100),
-              "status": result.message, "nfev": int(result.nfev), "at_bounds": at_bound}
+              "status": result.message, "nfev": int(result.nfev), "at_bounds": at_bound,
+              "unpinned": unpinned}
     return constants.as_dict(), report
+
+
+SOFT_L1_SCALE = 0.1          # f_scale of the robust fit: residuals (log time) beyond ~10% count linearly
+FLAT_COST = 1e-3             # an unpinned constant may raise the fit's cost by this share at most
+
+
+def _soft_l1_cost(res: np.ndarray) -> float:
+    z = (res / SOFT_L1_SCALE) ** 2
+    return float(np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+
+
+def _flat_from(residuals, x, jac, lo, names, steps: int = 16) -> dict:
+    """{constant: lowest value that fits as well, or None for any} for the constants the rows do not pin.
+
+    A rate or capacity whose term binds on no row leaves the fit's cost flat above some value, and
+    the optimiser stops anywhere up there (a Triton program fitted to keep 800 kB in flight, say).
+    Each such constant (zero Jacobian column at the optimum) keeps the value it stopped at; the
+    report gives, found by bisection in log space, the lowest value that raises the fit's cost by
+    at most ``FLAT_COST`` of it: every value from there up fits these rows alike, so what it
+    predicts for another device is not measured.
+    """
+    allowed = _soft_l1_cost(residuals(x)) * (1.0 + FLAT_COST)
+    out = {}
+    for i in np.where(np.abs(jac).max(axis=0) == 0.0)[0]:
+        def same(v):
+            trial = np.array(x, dtype=float)
+            trial[i] = v
+            return _soft_l1_cost(residuals(trial)) <= allowed
+        if same(lo[i]):
+            out[names[i]] = None            # flat down to its bound: the term binds on no row at all
+            continue
+        low, high = lo[i], x[i]
+        for _ in range(steps):
+            mid = 0.5 * (low + high)
+            low, high = (low, mid) if same(mid) else (mid, high)
+        out[names[i]] = float(math.exp(high))
+    return out
 
 
 def host_ops_per_launch(measurements, constants, kind: str = "gpu") -> float | None:

@@ -21,15 +21,17 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
   times) and writes probabilities, V.p reads them (V is stored transposed, so it still streams).
 * SparQ op ("threads across heads", no reallocation: the C++ implementation drops step 3, so
   there is no value-mean traffic whatever the workload says, and it ranks raw scores, so there is
-  no softmax over S): one thread takes one KV head (its query-head group) at a time and runs
-  top-r, the r runs of the component-major K, the top-k selection, then k gathered rows of K and
-  of V (V kept position-major for the gathers). The selection builds S (score, index) pairs in
-  fresh scratch and runs ``std::nth_element`` on them: ``SELECT_CYCLES_PER_ELEMENT`` per position
-  and query head, *measured* by ``python -m sparq_sim.kernels.bench_select_cpp`` (the same code
-  in C++, recorded in validation/results/cpu-select.json) and timed at the device's clock. The
-  selection sits between the op's two memory passes, and every thread starts its head together
-  after the op's barrier, so the threads select while DRAM idles: its time adds to the op's
-  memory time instead of hiding under it.
+  no softmax over S): one thread takes one KV head (its query-head group) at a time and runs, in
+  order, top-r, the r runs of the component-major K, the top-k selection, then the k rows of K
+  and of V (V kept position-major), gathered one by one. Two figures of that code are *measured*
+  by ``python -m sparq_sim.kernels.bench_llamacpp`` (the op in C++, recorded in
+  validation/results/cpu-llamacpp.json): the selection (S (score, index) pairs in fresh scratch,
+  ``std::nth_element``) costs ``SELECT_CYCLES_PER_ELEMENT`` per position and query head, timed at
+  the device's clock; and the gathered rows keep only ``GATHER_ROWS_IN_FLIGHT`` DRAM accesses
+  going, so 2k rows take at least 2k x the device's DRAM latency / that. On the measuring machine
+  the op took what its parts add up to (step 1 + selection + gathers, within -3% to +11%): the
+  parts run one after another, and every thread starts its head together after the op's barrier,
+  so the threads select while DRAM idles and the selection adds to the op's memory time.
 * The bandwidth shortfall (threads, per-thread ceiling, idle threads in the last round) and the
   serial work are carried in each phase's ``fixed_s``, so the roofline timer's total is the
   phase's memory time plus (SparQ's selection) or at least (the dense softmax, which streams its
@@ -51,10 +53,14 @@ DENSE_OPS_PER_LAYER = 22          # assumed: ops of llama.cpp's Llama layer grap
 SOFTMAX_READS = 2                 # assumed: ggml's softmax reads its row for the max, then to exponentiate
 SCORE_BYTES = 4                   # fp32 scores and probabilities
 SOFTMAX_S_PER_ELEMENT = 1.5e-9    # assumed: vectorised exp, max and sum, about 4 cycles per element
-# measured: median over S >= 16k of validation/results/cpu-select.json (bench_select_cpp, one thread of
-# an Intel Xeon @ 2.00 GHz, g++ -O3: 16.3 ns per position at 16k and 32k, 13.6 at 64k, 18.3 at 128k),
-# in cycles at the nominal clock; the pairs spill out of L2 from S = 16k on
-SELECT_CYCLES_PER_ELEMENT = 32.7
+# measured (validation/results/cpu-llamacpp.json, bench_llamacpp, one thread of an Intel Xeon @ 2.00 GHz,
+# g++ -O3): the median over S >= 16k of the selection's cycles per position at the nominal clock (12.4,
+# 13.3, 10.8 and 14.5 ns per position at 16k, 32k, 64k and 128k; the pairs outgrow L2 from 16k on; an
+# earlier run on the same VM gave 32.7 cycles, so the figure carries about 25% of this VM's drift) ...
+SELECT_CYCLES_PER_ELEMENT = 25.6
+# ... and of the rows the op gathers one by one, how many are in flight: pointer-chase latency x rows /
+# gather time, 1.49, 1.52, 1.40 and 1.45 at 16k-128k (each the median of 5 rounds)
+GATHER_ROWS_IN_FLIGHT = 1.47
 SCORE_OPS = 5
 DEFAULT_CLOCK_HZ = 2.45e9          # assumed: only for phases built without a device (bytes only)
 
@@ -98,14 +104,16 @@ class LlamaCpp:
         return self.threads or int(device.compute_units.value)
 
     def _shortfall(self, device, moved: float, flops: float, dtype: str, items: int | None,
-                   serial_per_item: float = 0.0, serial_after_memory: bool = False, ops: int = 1) -> float:
+                   serial_per_item: float = 0.0, serial_after_memory: bool = False, ops: int = 1,
+                   gathered: tuple[float, float] = (0.0, 0.0)) -> float:
         """Extra seconds over the roofline's max(moved/sustained, flops/peak) for this phase.
 
         items=None: the work splits evenly over all threads. Otherwise the phase is `ops` ops (one
         per layer), each ended by a barrier, each of `items / ops` equal pieces handed out one per
         thread, in rounds: a layer's 32 heads keep at most 32 threads busy however many there are.
         A piece's serial work overlaps its memory traffic, or with ``serial_after_memory`` runs
-        between its memory passes and adds to them.
+        between its memory passes and adds to them. ``gathered`` = (bytes, rows) of the moved bytes
+        that a piece gathers row by row: they take at least rows x DRAM latency / rows in flight.
         """
         if device is None:
             return 0.0
@@ -125,16 +133,21 @@ class LlamaCpp:
             per_item_bw = min(ceiling, sustained / active)
             per_item_rate = compute_rate / active
             streaming = max(moved / items / per_item_bw, flops / items / per_item_rate)
+            gathered_bytes, gathered_rows = gathered
+            if gathered_rows:
+                latency_bound = gathered_rows / items * device.dram_latency_s.value / GATHER_ROWS_IN_FLIGHT
+                streaming += max(0.0, latency_bound - gathered_bytes / items / per_item_bw)
             own = rounds * (streaming + serial_per_item if serial_after_memory
                             else max(streaming, serial_per_item))
         return max(0.0, own - roofline)
 
     def _phase(self, device, name, accesses, flops=0.0, dtype="float32", items=None, serial=0.0,
-               ops=0, part="attention", in_formula=True, serial_after_memory=False) -> Phase:
+               ops=0, part="attention", in_formula=True, serial_after_memory=False, gathered=()) -> Phase:
         accesses = tuple(accesses)
         granularity = device.granularity if device is not None else 64
         moved = sum(a.moved_bytes(granularity) for a in accesses)
-        fixed = self._shortfall(device, moved, flops, dtype, items, serial, serial_after_memory, ops)
+        rows_gathered = (sum(a.moved_bytes(granularity) for a in gathered), sum(a.count for a in gathered))
+        fixed = self._shortfall(device, moved, flops, dtype, items, serial, serial_after_memory, ops, rows_gathered)
         return Phase(name, accesses, flops=flops, flop_dtype=dtype, launches=ops, fixed_s=fixed,
                      part=part, in_formula=in_formula)
 
@@ -163,13 +176,13 @@ class LlamaCpp:
         if method != "sparq":
             raise ValueError(f"unknown method {method!r}")
         g = w.model.group
-        accesses = (base.read_q(s), base.step1_keys(s, w.store_k), base.gather_rows(s, "K"),
-                    base.gather_rows(s, "V"), base.write_out(s))
+        rows = (base.gather_rows(s, "K"), base.gather_rows(s, "V"))
+        accesses = (base.read_q(s), base.step1_keys(s, w.store_k), *rows, base.write_out(s))
         flops = (2.0 * s.r * s.seq + (4.0 * s.head_dim + SCORE_OPS) * s.k + SCORE_OPS * s.seq) * nq
         serial = g * s.seq * SELECT_CYCLES_PER_ELEMENT / clock_hz(device) + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [
             self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,
-                        ops=L, serial_after_memory=True),
+                        ops=L, serial_after_memory=True, gathered=rows),
             self._phase(device, "kv_append", base.cache_append(s, w.store_k).accesses,
                         ops=(2 + (w.store_k == "twice")) * L, in_formula=False),
         ]

@@ -28,11 +28,12 @@
 #include <utility>
 #include <vector>
 
+#include "llamacpp_select.h"
+
 namespace {
 
 constexpr int kHeadDim = 128;
 using f16 = uint16_t;
-using Pair = std::pair<float, int>;
 
 struct Head {
     std::vector<f16> kt;   // [d_h][S]
@@ -67,32 +68,26 @@ inline void axpy_run(float w, const f16* run, float* scores, int n) {
 }
 
 std::vector<int> top_r(const float* q, int r) {
-    std::vector<Pair> mag(kHeadDim);
-    for (int i = 0; i < kHeadDim; ++i) mag[i] = {std::fabs(q[i]), i};
-    std::nth_element(mag.begin(), mag.begin() + (r - 1), mag.end(),
-                     [](const Pair& a, const Pair& b) { return a.first > b.first; });
-    std::vector<int> idx(r);
-    for (int i = 0; i < r; ++i) idx[i] = mag[i].second;
-    return idx;
+    float mag[kHeadDim];
+    for (int i = 0; i < kHeadDim; ++i) mag[i] = std::fabs(q[i]);
+    return largest_indices(mag, kHeadDim, r);
 }
 
 std::vector<int> select_top_k(const std::vector<float>& scores, int k) {
-    const int s = static_cast<int>(scores.size());
-    std::vector<Pair> pairs(s);
-    for (int i = 0; i < s; ++i) pairs[i] = {scores[i], i};
-    std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(),
-                     [](const Pair& a, const Pair& b) { return a.first > b.first; });
-    std::vector<int> idx(k);
-    for (int i = 0; i < k; ++i) idx[i] = pairs[i].second;
-    return idx;
+    return largest_indices(scores.data(), static_cast<int>(scores.size()), k);
+}
+
+// Steps 1-3 for one head: the k rows the approximate scores select.
+std::vector<int> step1_rows(const Head& h, const float* q, int seq, int r, int k) {
+    const std::vector<int> comps = top_r(q, r);
+    std::vector<float> scores(seq, 0.0f);
+    for (int c : comps) axpy_run(q[c], h.kt.data() + static_cast<size_t>(c) * seq, scores.data(), seq);
+    return select_top_k(scores, k);
 }
 
 // The op for one head: writes d_h outputs into out.
 void sparq_head(const Head& h, const float* q, int seq, int r, int k, float* out) {
-    const std::vector<int> comps = top_r(q, r);
-    std::vector<float> scores(seq, 0.0f);
-    for (int c : comps) axpy_run(q[c], h.kt.data() + static_cast<size_t>(c) * seq, scores.data(), seq);
-    const std::vector<int> rows = select_top_k(scores, k);
+    const std::vector<int> rows = step1_rows(h, q, seq, r, k);
     std::vector<float> p(k);
     float mx = -INFINITY;
     const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
@@ -117,10 +112,7 @@ void sparq_head(const Head& h, const float* q, int seq, int r, int k, float* out
 
 // float64 reference of the same op, for --check
 void reference_head(const Head& h, const float* q, int seq, int r, int k, double* out) {
-    const std::vector<int> comps = top_r(q, r);
-    std::vector<float> scores(seq, 0.0f);
-    for (int c : comps) axpy_run(q[c], h.kt.data() + static_cast<size_t>(c) * seq, scores.data(), seq);
-    const std::vector<int> rows = select_top_k(scores, k);
+    const std::vector<int> rows = step1_rows(h, q, seq, r, k);
     std::vector<double> p(k);
     double mx = -INFINITY, sum = 0.0;
     for (int j = 0; j < k; ++j) {

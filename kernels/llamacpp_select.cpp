@@ -18,19 +18,13 @@
 #include <utility>
 #include <vector>
 
+#include "llamacpp_select.h"
+
 namespace {
 
-using Pair = std::pair<float, int>;
-
-// One head call's selection: scratch allocated on every call, as the fork does.
+// One head call's selection.
 std::vector<Pair> select_top_k(const std::vector<float>& scores, int k) {
-    const int s = static_cast<int>(scores.size());
-    std::vector<Pair> pairs(s);
-    for (int i = 0; i < s; ++i) pairs[i] = {scores[i], i};
-    std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(),
-                     [](const Pair& a, const Pair& b) { return a.first > b.first; });
-    pairs.resize(k);
-    return pairs;
+    return largest_pairs(scores.data(), static_cast<int>(scores.size()), k);
 }
 
 std::vector<float> random_scores(int s, unsigned seed) {

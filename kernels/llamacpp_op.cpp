@@ -28,7 +28,7 @@
 #include <utility>
 #include <vector>
 
-#include "llamacpp_select.h"
+#include "llamacpp_common.h"
 
 namespace {
 
@@ -163,11 +163,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
-
 int usage() {
     std::fprintf(stderr, "usage: llamacpp_op [--check] [--r R] [--k-divisor D] [--warmup W] [--repeats N] [--heads H] S [S ...]\n");
     return 2;
@@ -244,8 +239,8 @@ int main(int argc, char** argv) {
         std::printf("{\"S\": %d, \"r\": %d, \"k\": %d, \"heads\": %d, \"repeats\": %d, "
                     "\"step1_bytes\": %.0f, \"gathered_rows\": %d, \"op_s\": %.9g, \"step1_s\": %.9g, "
                     "\"select_s\": %.9g, \"gather_s\": %.9g, \"dram_latency_s\": %.9g}\n",
-                    seq, r, k, n, repeats, double(r) * seq * 2, 2 * k, median(op), median(stream), median(select),
-                    median(gather), chase_latency(gen));
+                    seq, r, k, n, repeats, double(r) * seq * 2, 2 * k, quantile(op, 0.5), quantile(stream, 0.5),
+                    quantile(select, 0.5), quantile(gather, 0.5), chase_latency(gen));
     }
     return 0;
 }

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "llamacpp_select.h"
+#include "llamacpp_common.h"
 
 namespace {
 
@@ -33,13 +33,6 @@ std::vector<float> random_scores(int s, unsigned seed) {
     std::vector<float> out(s);
     for (auto& x : out) x = normal(gen);
     return out;
-}
-
-double quantile(std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    const double x = p * (v.size() - 1);
-    const size_t lo = static_cast<size_t>(x), hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (x - lo);
 }
 
 int usage() {

@@ -218,6 +218,6 @@ def test_fit_reports_constants_the_rows_do_not_pin():
 
     x = np.array([1.0, 3.0, 0.5])
     jac = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    flat = _flat_from(residuals, x, jac, np.array([-5.0, -5.0, -5.0]), ["a", "b", "c"])
+    flat = _flat_from(residuals, x, residuals(x), jac, np.array([-5.0, -5.0, -5.0]), ["a", "b", "c"])
     assert set(flat) == {"b", "c"} and flat["c"] is None
     assert flat["b"] == pytest.approx(np.exp(2.0), rel=1e-3)

@@ -134,10 +134,9 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
         x0 = least_squares(residuals, x0, bounds=(lo, hi), loss="linear", x_scale=1.0, max_nfev=3000).x
     result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=SOFT_L1_SCALE, x_scale=1.0,
                            max_nfev=3000)
-    x = result.x
-    unpinned = _flat_from(residuals, x, result.jac, lo, names)
-    constants = constants_of(x)
-    res = residuals(x)
+    constants = constants_of(result.x)
+    res = residuals(result.x)
+    unpinned = _flat_from(residuals, result.x, res, result.jac, lo, names)
     per_launch = host_ops_per_launch(measurements, constants, kind)
     if per_launch is not None and "host_ops_per_launch" not in names:
         constants = constants.with_values({"host_ops_per_launch": per_launch})
@@ -160,8 +159,9 @@ def _soft_l1_cost(res: np.ndarray) -> float:
     return float(np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
-def _flat_from(residuals, x, jac, lo, names, steps: int = 16) -> dict:
-    """{constant: lowest value that fits as well, or None for any} for the constants the rows do not pin.
+def _flat_from(residuals, x, res, jac, lo, names, steps: int = 16) -> dict:
+    """{constant: lowest value that fits as well, or None for any} for the constants the rows do not pin
+    (``res``: the residuals at the optimum ``x``).
 
     A rate or capacity whose term binds on no row leaves the fit's cost flat above some value, and
     the optimiser stops anywhere up there (a Triton program fitted to keep 800 kB in flight, say).
@@ -170,7 +170,7 @@ def _flat_from(residuals, x, jac, lo, names, steps: int = 16) -> dict:
     at most ``FLAT_COST`` of it: every value from there up fits these rows alike, so what it
     predicts for another device is not measured.
     """
-    allowed = _soft_l1_cost(residuals(x)) * (1.0 + FLAT_COST)
+    allowed = _soft_l1_cost(res) * (1.0 + FLAT_COST)
     out = {}
     for i in np.where(np.abs(jac).max(axis=0) == 0.0)[0]:
         def same(v):

@@ -155,10 +155,10 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
 
     # row-parallel kernels: P programs, at most R of them on each of U units at once (on CPUs: one
     # per thread), each bounded by Little's law
+    keys, index = _family_index(f)
     if cpu:
         programs = np.minimum(f.rows, f.threads[f.call]) if f.threads is not None else np.minimum(f.rows, units)
     else:
-        keys, index = _family_index(f)
         warps = device.max_warps_per_unit.value if device.max_warps_per_unit is not None else None
         held = np.array([resident_programs(fam, warps) for fam, _ in keys], dtype=float)[index]
         programs = np.minimum(f.rows, units * held)
@@ -171,7 +171,6 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     memory = np.maximum(memory, row_limit)
 
     # scattered element loads: issue-bound (an index per element) or one LLC sector each
-    keys, index = _family_index(f)
     issue = np.array([c.value("issue_per_cycle", f"{fam}.{kind}") if kind and c.has("issue_per_cycle", f"{fam}.{kind}")
                       else c.value("issue_per_cycle", fam) for fam, kind in keys])[index]
     cache_bound = np.array([scatter_bound(fam, kind) is ScatterBound.CACHE for fam, kind in keys], dtype=bool)[index]

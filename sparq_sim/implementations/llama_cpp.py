@@ -62,12 +62,6 @@ SELECT_CYCLES_PER_ELEMENT = 25.6
 # gather time, 1.49, 1.52, 1.40 and 1.45 at 16k-128k (each the median of 5 rounds)
 GATHER_ROWS_IN_FLIGHT = 1.47
 SCORE_OPS = 5
-DEFAULT_CLOCK_HZ = 2.45e9          # assumed: only for phases built without a device (bytes only)
-
-
-def clock_hz(device) -> float:
-    """The core clock the serial work is timed at (the device file's; 2.45 GHz without a device)."""
-    return device.clock_hz.value if device is not None else DEFAULT_CLOCK_HZ
 
 
 def per_thread_bandwidth(device) -> float:
@@ -179,7 +173,9 @@ class LlamaCpp:
         rows = (base.gather_rows(s, "K"), base.gather_rows(s, "V"))
         accesses = (base.read_q(s), base.step1_keys(s, w.store_k), *rows, base.write_out(s))
         flops = (2.0 * s.r * s.seq + (4.0 * s.head_dim + SCORE_OPS) * s.k + SCORE_OPS * s.seq) * nq
-        serial = g * s.seq * SELECT_CYCLES_PER_ELEMENT / clock_hz(device) + g * s.k * SOFTMAX_S_PER_ELEMENT
+        # timed at the device's clock; without a device the phases carry bytes only (no serial time)
+        serial = 0.0 if device is None else \
+            g * s.seq * SELECT_CYCLES_PER_ELEMENT / device.clock_hz.value + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [
             self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,
                         ops=L, serial_after_memory=True, gathered=rows),

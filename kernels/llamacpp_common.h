@@ -1,6 +1,7 @@
-// The selection of llama.cpp's SparQ op, shared by the programs that time it: (value, index)
-// pairs in scratch allocated on every call, as the fork does, then std::nth_element for the k
-// largest (unsorted). The op uses it for top-r of |q| and for top-k of the approximate scores.
+// What the programs that time llama.cpp's SparQ op share: its selection, (value, index) pairs in
+// scratch allocated on every call, as the fork does, then std::nth_element for the k largest
+// (unsorted), which the op uses for top-r of |q| and for top-k of the approximate scores; and the
+// quantiles of a run's timings.
 #pragma once
 
 #include <algorithm>
@@ -23,4 +24,12 @@ inline std::vector<int> largest_indices(const float* values, int n, int k) {
     idx.reserve(k);
     for (const Pair& p : largest_pairs(values, n, k)) idx.push_back(p.second);
     return idx;
+}
+
+// Linear-interpolation quantile p of the timings.
+inline double quantile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    const double x = p * (v.size() - 1);
+    const size_t lo = static_cast<size_t>(x), hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (v[hi] - v[lo]) * (x - lo);
 }

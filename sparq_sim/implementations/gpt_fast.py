@@ -8,10 +8,18 @@ Composed from the same kernel models the microbenchmark validation checks
   kernel costs the device's ``graph_kernel_s`` instead of a launch. The timed loop runs 50
   forwards and checks ``torch.any(torch.isnan(logits))`` after each, a device-to-host sync per
   token: one synchronisation (``sync_s``) per step.
-* Dense decoding runs under ``sdpa_kernel(SDPBackend.MATH)``: inductor's math attention, q.K^T,
-  masked softmax, probabilities.V, i.e. the measured ``attn-compiled`` kernel, over a KV cache of
-  ``max_seq_length = find_multiple(S + 1, 8)`` positions (``model.py``: the whole preallocated
-  cache is read, masked).
+* Dense decoding runs ``F.scaled_dot_product_attention`` under ``sdpa_kernel(SDPBackend.MATH)``
+  over a KV cache of ``max_seq_length = find_multiple(S + 1, 8)`` positions (``model.py``: the
+  whole preallocated cache is read, masked). The math backend (ATen's
+  ``_scaled_dot_product_attention_math``, PyTorch 2.4 as ``requirements.txt`` asks) scales q and
+  ``K^T`` each by sqrt(scale) before ``matmul(q, K^T * sqrt(scale))``; inductor decomposes it but
+  keeps the matmuls as extern cuBLAS calls (the benchmark sets neither coordinate-descent tuning,
+  which would turn a batch-1 bmm into a reduction, nor max-autotune), so the scaled ``K^T`` is
+  written to a new tensor and read back: the phases of the measured ``attn-math`` kernel (K read,
+  copy written, copy read; masked softmax; probabilities.V), not ``attn-compiled``'s single read
+  of K. PyTorch 2.5 and later also upcast q, K and V to float32 there (not modelled: the
+  published runs predate it). ``repeat_interleave(1)`` of K and V is an expand and a clone of
+  the same layout, which inductor removes as a no-op.
 * SparQ (``sparq.py``: ``sparq_attn``, K stored twice, running value mean, unsorted top-k) is the
   measured ``sparq-attn-compiled`` kernel: the same function under torch.compile.
 * ``kv_cache.py`` / ``DoubleKVCache.update``: K, V and the component-major K_t are written at
@@ -37,7 +45,7 @@ from sparq_sim.workload import Workload
 WEIGHT_KERNELS_PER_LAYER = 10   # read from model.py (list in the docstring), inductor fusing norms into neighbours
 STEP_KERNELS = 3                # embedding, final norm, output projection
 CACHE_KERNELS_PER_LAYER = {"once": 2, "twice": 3}   # index_put of K, V (and K_t)
-DENSE_KERNEL = "attn-compiled"
+DENSE_KERNEL = "attn-math"
 SPARQ_KERNELS = {"twice": "sparq-attn-compiled", "once": "sparq-attn-compiled-oneK"}
 
 
@@ -49,7 +57,8 @@ def cache_positions(seq: int) -> int:
 
 class GptFast:
     name = "gpt-fast"
-    description = ("sparq-gpt-fast on one GPU: one CUDA graph per token, dense under SDPA math (attn-compiled), "
+    description = ("sparq-gpt-fast on one GPU: one CUDA graph per token, dense under SDPA math (attn-math: "
+                   "scaled K copied), "
                    "SparQ as sparq-attn-compiled, K stored twice, running value mean; calibrated kernels")
     default_timing = "calibrated"
     cuda_graph = True

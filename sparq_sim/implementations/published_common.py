@@ -65,7 +65,9 @@ def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = 
 
     The S scores of every query head are written by the first matmul and read back by the
     softmax, which writes the probabilities the second matmul reads. ``copy_k``: the math
-    backend of scaled_dot_product_attention materialises a copy of K before the matmul.
+    backend of scaled_dot_product_attention (ATen's ``_scaled_dot_product_attention_math``)
+    computes ``matmul(q * sqrt(scale), K^T * sqrt(scale))``, so the scaled K^T is a new tensor
+    the matmul reads back (the measured attn-math kernel moves twice dense bytes, as this says).
     """
     s = base.Shape.of(w)
     e, S = s.elem, s.seq
@@ -73,7 +75,7 @@ def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = 
     phases = []
     if copy_k:
         phases.append(_ph("copy_K", [base.stream_all(s, "K"), _stream(s.kv_instances, S * s.row, "K copy", True)],
-                          family, 2))    # q * scale, K contiguous copy
+                          family, 2))    # q * sqrt(scale), K^T * sqrt(scale)
         k_read = _stream(s.kv_instances, S * s.row, "K copy")
     else:
         k_read = base.stream_all(s, "K")

@@ -10,13 +10,19 @@
 
 using Pair = std::pair<float, int>;
 
-inline std::vector<Pair> largest_pairs(const float* values, int n, int k) {
+// `before(a, b)`: whether a ranks before b; the fork's is a.first > b.first (a counting one lets
+// a program count the comparisons a call makes).
+template <class Before>
+inline std::vector<Pair> largest_pairs_by(const float* values, int n, int k, Before before) {
     std::vector<Pair> pairs(n);
     for (int i = 0; i < n; ++i) pairs[i] = {values[i], i};
-    std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(),
-                     [](const Pair& a, const Pair& b) { return a.first > b.first; });
+    std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(), before);
     pairs.resize(k);
     return pairs;
+}
+
+inline std::vector<Pair> largest_pairs(const float* values, int n, int k) {
+    return largest_pairs_by(values, n, k, [](const Pair& a, const Pair& b) { return a.first > b.first; });
 }
 
 inline std::vector<int> largest_indices(const float* values, int n, int k) {

@@ -21,6 +21,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def guest_tsc_hz() -> float | None:
+    """On a virtual machine (the ``hypervisor`` CPU flag), the ``cpu MHz`` of /proc/cpuinfo: the
+    host's constant TSC rate as the guest is told it, which is the host CPU's nominal clock. None
+    on bare metal (there the figure is the current, boosting clock) or where it is not given."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    if "hypervisor" not in flags or "constant_tsc" not in flags:
+        return None
+    mhz = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("cpu MHz")), None)
+    try:
+        return float(mhz) * 1e6 if mhz else None
+    except ValueError:
+        return None
+
+
 def llc_bytes(default: int = 32 * 1024 * 1024) -> int:
     """Size of the last-level cache (the largest data or unified cache of level 2 or more, from
     sysfs on Linux); `default` when unknown."""

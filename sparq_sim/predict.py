@@ -116,6 +116,16 @@ def predict_method(w: Workload, method: str, impl, timer) -> MethodPrediction:
                             step=Totals.of(attention + other, ideal_att + weight_bytes(w)))
 
 
+def with_device_memory(impl):
+    """The implementation model with the DRAM simulator's loaded row latency, where it times
+    gathers by one (``with_row_latency``; the simulator sits above the implementation models)."""
+    attach = getattr(impl, "with_row_latency", None)
+    if attach is None or getattr(impl, "row_latency", None) is not None:
+        return impl
+    from sparq_sim.simulator.latency import row_latency
+    return attach(row_latency)
+
+
 def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
             timing: str | None = None, timer=None) -> Prediction:
     """Predict dense and SparQ decoding for workload `w` on `device`.
@@ -125,7 +135,7 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
     to the implementation's own (``default_timing``: calibrated for the composed end-to-end
     models), else the roofline.
     """
-    impl = resolve(implementation)
+    impl = with_device_memory(resolve(implementation))
     check = getattr(impl, "check_device", None)
     if check is not None:
         check(device)

@@ -65,3 +65,33 @@ def test_bad_input_is_one_line(argv, needle, capsys):
     assert bench_llamacpp.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_per_head_selection_counts_and_times(exe):
+    """--heads: one call per head's scores; nth_element compares every position at least once."""
+    (row,) = bench_llamacpp.run(exe, [4096], "--heads", "5", "--warmup", "1")
+    assert row["S"] == 4096 and row["k"] == 4096 // 12 and row["heads"] == 5
+    assert len(row["times_s"]) == len(row["comparisons"]) == 5 and min(row["times_s"]) > 0
+    assert min(row["comparisons"]) >= 4096 - 1 and len(set(row["comparisons"])) > 1   # heads differ
+
+
+def test_expected_max_of_n_draws():
+    """Four equally likely values: one draw averages 2.5; the larger of two is 4 with probability
+    7/16, 3 with 5/16, 2 with 3/16 and 1 with 1/16: 50/16."""
+    assert bench_llamacpp.expected_max([3, 1, 4, 2], 1) == pytest.approx(2.5)
+    assert bench_llamacpp.expected_max([3, 1, 4, 2], 2) == pytest.approx(50 / 16)
+    assert bench_llamacpp.expected_max([3, 1, 4, 2], 1000) == pytest.approx(4.0, rel=1e-6)
+
+
+def test_selection_costs_recover_the_line():
+    """Calls timed at exactly 2 cycles per position + 3 per comparison (at 1 GHz) give back 2 and 3;
+    comparisons per position pool over both lengths."""
+    calls = [{"S": s, "heads": 3, "comparisons": c, "times_s": [(2 * s + 3 * x) / 1e9 for x in c]}
+             for s, c in ((1000, [2000, 2500, 3000]), (2000, [4000, 4400, 6000]))]
+    got = bench_llamacpp.selection_costs(calls, 1e9)
+    assert got["unit"] == "cycles"
+    assert got["fixed_per_position"] == pytest.approx(2.0) and got["per_comparison"] == pytest.approx(3.0)
+    per_position = [2.0, 2.5, 3.0, 2.0, 2.2, 3.0]
+    assert got["comparisons_per_position"]["mean"] == pytest.approx(sum(per_position) / 6)
+    assert got["comparisons_per_position"]["slowest_of"]["1"] == pytest.approx(sum(per_position) / 6)
+    assert got["comparisons_per_position"]["slowest_of"]["64"] == pytest.approx(3.0, rel=1e-3)

@@ -1,5 +1,7 @@
 """sparq_sim.machine: the /proc readers behind memory size and huge-page accounting."""
 
+import pytest
+
 from sparq_sim import machine
 
 
@@ -23,3 +25,16 @@ def test_huge_page_mapping_has_the_size_asked():
     assert len(m) == 3 * 4096 + 5
     m[:4] = b"abcd"
     assert m[:4] == b"abcd"
+
+
+@pytest.mark.parametrize("flags,expected", [("fpu constant_tsc hypervisor avx2", 2445.406e6),
+                                            ("fpu constant_tsc avx2", None),       # bare metal: a boosting clock
+                                            ("fpu hypervisor avx2", None)])        # no constant TSC
+def test_guest_tsc_clock(monkeypatch, tmp_path, flags, expected):
+    from sparq_sim import machine
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2445.406\nflags\t\t: {flags}\n")
+    real = machine.Path
+    monkeypatch.setattr(machine, "Path", lambda p: real(info) if p == "/proc/cpuinfo" else real(p))
+    got = machine.guest_tsc_hz()
+    assert got == (pytest.approx(expected) if expected else None)

@@ -12,6 +12,13 @@ from sparq_sim.workload import Workload
 SCORE_OPS = 5  # per score beyond the dot product: scale, max, exp, sum, selection compare
 
 
+class RowLatency(Protocol):
+    """Seconds one gathered row of `row_bytes` takes on `device` with `rows_in_flight` rows
+    outstanding across the device; None where the device's memory is not described."""
+
+    def __call__(self, device, rows_in_flight: int, row_bytes: int) -> float | None: ...
+
+
 @runtime_checkable
 class ImplementationModel(Protocol):
     """How an implementation turns a workload into phases for the whole decoding step.
@@ -24,7 +31,10 @@ class ImplementationModel(Protocol):
     * ``cuda_graph: bool``: replayed as one CUDA graph (default False);
     * ``check_device(device) -> None``: raises UserError for a device it does not model;
     * ``configure(**options) -> ImplementationModel``: the model with command-line options set
-      (e.g. llama.cpp's ``threads``); without it, the model takes no options.
+      (e.g. llama.cpp's ``threads``); without it, the model takes no options;
+    * ``with_row_latency(latency: RowLatency) -> ImplementationModel``: the model with a
+      device's loaded row latency to time its gathers by (``predict`` hands it the DRAM
+      simulator's, which sits above the implementation models).
     """
 
     name: str

@@ -23,15 +23,21 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
   there is no value-mean traffic whatever the workload says, and it ranks raw scores, so there is
   no softmax over S): one thread takes one KV head (its query-head group) at a time and runs, in
   order, top-r, the r runs of the component-major K, the top-k selection, then the k rows of K
-  and of V (V kept position-major), gathered one by one. Two figures of that code are *measured*
-  by ``python -m sparq_sim.kernels.bench_llamacpp`` (the op in C++, recorded in
+  and of V (V kept position-major), gathered one by one. Figures of that code are *measured* by
+  ``python -m sparq_sim.kernels.bench_llamacpp`` (the op in C++, recorded in
   validation/results/cpu-llamacpp.json): the selection (S (score, index) pairs in fresh scratch,
-  ``std::nth_element``) costs ``SELECT_CYCLES_PER_ELEMENT`` per position and query head, timed at
-  the device's clock; and the gathered rows keep only ``GATHER_ROWS_IN_FLIGHT`` DRAM accesses
-  going, so 2k rows take at least 2k x the device's DRAM latency / that. On the measuring machine
-  the op took what its parts add up to (step 1 + selection + gathers, within -3% to +11%): the
-  parts run one after another, and every thread starts its head together after the op's barrier,
-  so the threads select while DRAM idles and the selection adds to the op's memory time.
+  ``std::nth_element``) costs ``SELECT_FIXED_CYCLES_PER_POSITION`` per position plus
+  ``SELECT_CYCLES_PER_COMPARISON`` per comparison, timed at the device's clock, and its
+  comparisons vary from head to head: the op's barrier waits for its slowest thread, whose
+  comparisons per position are the measured expected largest of the busy threads'
+  (``selection_comparisons``); and the gathered rows keep only ``GATHER_ROWS_IN_FLIGHT`` DRAM
+  accesses going, so 2k rows take at least 2k x the device's DRAM latency / that, times how
+  much longer a row takes with every busy thread gathering at once than with one (the device's
+  DRAM simulator, handed in by ``predict``: ``with_row_latency``). On the
+  measuring machine the op took what its parts add up to (step 1 + selection + gathers, +6% to
+  +18%): the parts run one after another, and every thread starts its head together after the
+  op's barrier, so the threads select while DRAM idles and the selection adds to the op's
+  memory time.
 * The bandwidth shortfall (threads, per-thread ceiling, idle threads in the last round) and the
   serial work are carried in each phase's ``fixed_s``, so the roofline timer's total is the
   phase's memory time plus (SparQ's selection) or at least (the dense softmax, which streams its
@@ -53,15 +59,39 @@ DENSE_OPS_PER_LAYER = 22          # assumed: ops of llama.cpp's Llama layer grap
 SOFTMAX_READS = 2                 # assumed: ggml's softmax reads its row for the max, then to exponentiate
 SCORE_BYTES = 4                   # fp32 scores and probabilities
 SOFTMAX_S_PER_ELEMENT = 1.5e-9    # assumed: vectorised exp, max and sum, about 4 cycles per element
-# measured (validation/results/cpu-llamacpp.json, bench_llamacpp, one thread of an Intel Xeon @ 2.00 GHz,
-# g++ -O3): the median over S >= 16k of the selection's cycles per position at the nominal clock (12.4,
-# 13.3, 10.8 and 14.5 ns per position at 16k, 32k, 64k and 128k; the pairs outgrow L2 from 16k on; an
-# earlier run on the same VM gave 32.7 cycles, so the figure carries about 25% of this VM's drift) ...
-SELECT_CYCLES_PER_ELEMENT = 25.6
+# measured (validation/results/cpu-llamacpp.json, bench_llamacpp, one thread of a Zen 3 AMD EPYC guest
+# at its 2.45 GHz TSC clock, g++ -O3): one head's selection costs, per position of S, the scratch pairs'
+# fixed cycles plus cycles per comparison of std::nth_element (a least-squares line over 2,400 calls on
+# different heads' scores at S = 16k-128k, k = S/12; 25.3 cycles per position on average) ...
+SELECT_FIXED_CYCLES_PER_POSITION = 6.11
+SELECT_CYCLES_PER_COMPARISON = 8.58
+# ... and its comparisons per position vary from head to head (p10-p90 of the calls' cycles: 16.5-32.4):
+# the expected largest of n heads' (a property of the algorithm on scores in random order; the op's
+# threads each take a head and its barrier waits for the slowest)
+SELECT_COMPARISONS_SLOWEST_OF = {1: 2.234, 2: 2.566, 4: 2.880, 8: 3.167, 16: 3.428, 32: 3.669, 64: 3.902}
 # ... and of the rows the op gathers one by one, how many are in flight: pointer-chase latency x rows /
-# gather time, 1.49, 1.52, 1.40 and 1.45 at 16k-128k (each the median of 5 rounds)
-GATHER_ROWS_IN_FLIGHT = 1.47
+# gather time, 2.43, 2.30, 2.40 and 2.38 at 16k-128k (each the median of 5 rounds; 1.47 on an Intel
+# Xeon guest, whose out-of-order window holds fewer)
+GATHER_ROWS_IN_FLIGHT = 2.39
 SCORE_OPS = 5
+
+
+def selection_comparisons(threads: int, selections: int) -> float:
+    """Comparisons per position that the slowest of `threads` threads makes, each running
+    `selections` selections one after another: the measured expected largest of n heads
+    (interpolated in log2 n, extended along its last step beyond the table) for one selection;
+    for several, their mean times `selections` plus the single selection's excess times its
+    square root (sums of independent draws)."""
+    table = sorted(SELECT_COMPARISONS_SLOWEST_OF.items())
+    mean = table[0][1]
+    x = math.log2(max(1, threads))
+    for (n0, v0), (n1, v1) in zip(table, table[1:]):
+        x0, x1 = math.log2(n0), math.log2(n1)
+        if x <= x1 or n1 == table[-1][0]:
+            slowest = v0 + (v1 - v0) * (x - x0) / (x1 - x0)
+            break
+    m = max(1, selections)
+    return m * mean + math.sqrt(m) * (slowest - mean)
 
 
 def per_thread_bandwidth(device) -> float:
@@ -78,15 +108,29 @@ class LlamaCpp:
                    "weights in --weight-dtype (default float16; int8 means Q8_0), K stored twice, no "
                    "reallocation; --threads N")
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, row_latency: base.RowLatency | None = None):
         self.threads = threads
+        self.row_latency = row_latency
 
     def configure(self, threads: int | None = None, **other) -> "LlamaCpp":
         if other:
             raise UserError(f"implementation llama.cpp does not take {', '.join(other)}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise UserError(f"threads must be an integer of at least 1, got {threads!r}")
-        return LlamaCpp(threads)
+        return LlamaCpp(threads, self.row_latency)
+
+    def with_row_latency(self, latency: base.RowLatency) -> "LlamaCpp":
+        return LlamaCpp(self.threads, latency)
+
+    def _load_factor(self, device, threads: int, row_bytes: int) -> float:
+        """How much longer a gathered row takes with `threads` threads gathering at once than with
+        one (each keeps GATHER_ROWS_IN_FLIGHT rows going): the device's loaded latency, where a
+        row latency is given and knows the device, else 1."""
+        if self.row_latency is None or threads <= 1:
+            return 1.0
+        one = self.row_latency(device, round(GATHER_ROWS_IN_FLIGHT), row_bytes)
+        many = self.row_latency(device, round(threads * GATHER_ROWS_IN_FLIGHT), row_bytes)
+        return max(1.0, many / one) if one and many else 1.0
 
     # -- how long work takes on the threads -------------------------------------------------------
     def _threads(self, device) -> int:
@@ -129,7 +173,8 @@ class LlamaCpp:
             streaming = max(moved / items / per_item_bw, flops / items / per_item_rate)
             gathered_bytes, gathered_rows = gathered
             if gathered_rows:
-                latency_bound = gathered_rows / items * device.dram_latency_s.value / GATHER_ROWS_IN_FLIGHT
+                loaded = self._load_factor(device, active, round(gathered_bytes / gathered_rows))
+                latency_bound = gathered_rows / items * device.dram_latency_s.value / GATHER_ROWS_IN_FLIGHT * loaded
                 streaming += max(0.0, latency_bound - gathered_bytes / items / per_item_bw)
             own = rounds * (streaming + serial_per_item if serial_after_memory
                             else max(streaming, serial_per_item))
@@ -173,9 +218,17 @@ class LlamaCpp:
         rows = (base.gather_rows(s, "K"), base.gather_rows(s, "V"))
         accesses = (base.read_q(s), base.step1_keys(s, w.store_k), *rows, base.write_out(s))
         flops = (2.0 * s.r * s.seq + (4.0 * s.head_dim + SCORE_OPS) * s.k + SCORE_OPS * s.seq) * nq
-        # timed at the device's clock; without a device the phases carry bytes only (no serial time)
-        serial = 0.0 if device is None else \
-            g * s.seq * SELECT_CYCLES_PER_ELEMENT / device.clock_hz.value + g * s.k * SOFTMAX_S_PER_ELEMENT
+        # timed at the device's clock; without a device the phases carry bytes only (no serial time).
+        # A thread's heads of one op (g query heads each, in rounds of `threads`) select one after
+        # another; the op ends when its slowest thread does.
+        serial = 0.0
+        if device is not None:
+            per_op = max(1, s.kv_instances // L)
+            threads = self._threads(device)
+            rounds = math.ceil(per_op / threads)
+            comparisons = selection_comparisons(min(threads, per_op), rounds * g)
+            cycles = s.seq * (rounds * g * SELECT_FIXED_CYCLES_PER_POSITION + comparisons * SELECT_CYCLES_PER_COMPARISON)
+            serial = cycles / device.clock_hz.value / rounds + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [
             self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,
                         ops=L, serial_after_memory=True, gathered=rows),

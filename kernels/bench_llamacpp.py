@@ -102,8 +102,7 @@ def selection_costs(calls: list[dict], clock: float | None) -> dict:
     unit = clock if clock else 1.0
     (fixed, per_comparison), *_ = np.linalg.lstsq(design, times * unit, rcond=None)
     cycles = times * unit / design[:, 0]
-    return {"seqs": [c["S"] for c in calls], "heads": [c["heads"] for c in calls],
-            "unit": "cycles" if clock else "seconds",
+    return {"unit": "cycles" if clock else "seconds",
             "fixed_per_position": float(fixed), "per_comparison": float(per_comparison),
             "mean_per_position": float(cycles.mean()), "p10_per_position": float(np.quantile(cycles, 0.1)),
             "p90_per_position": float(np.quantile(cycles, 0.9)),
@@ -114,10 +113,10 @@ def selection_costs(calls: list[dict], clock: float | None) -> dict:
 def measure_select(exe: Path, seqs, heads: int, warmup: int, k_divisor: int, clock) -> dict:
     calls = run(exe, seqs, "--heads", str(heads), "--warmup", str(warmup), "--k-divisor", str(k_divisor))
     per_seq = [{"S": c["S"], "k": c["k"], **selection_costs([c], clock)} for c in calls]
-    for row in per_seq:
-        del row["seqs"], row["heads"]
     pooled = [c for c in calls if c["S"] >= POOLED_FROM_S] or calls
-    return {"heads_per_seq": heads, "pooled": selection_costs(pooled, clock), "per_seq": per_seq}
+    return {"heads_per_seq": heads, "per_seq": per_seq,
+            "pooled": {"seqs": [c["S"] for c in pooled], "heads": [c["heads"] for c in pooled],
+                       **selection_costs(pooled, clock)}}
 
 
 def measure_op(exe: Path, seqs, rounds: int, r: int, k_divisor: int) -> list[dict]:
@@ -144,7 +143,7 @@ def measure(seqs: list[int], rounds: int, heads: int, warmup: int, k_divisor: in
     env = environment()
     clock = nominal_clock_hz(env["cpu_model"])
     clock_basis = "the CPU model name's nominal clock"
-    if clock is None and guest_tsc_hz():
+    if clock is None:
         clock, clock_basis = guest_tsc_hz(), "a virtual machine's cpu MHz (the host's TSC rate, its nominal clock)"
     select = measure_select(build(build_dir, "llamacpp_select"), seqs, heads, warmup, k_divisor, clock)
     op = measure_op(build(build_dir, "llamacpp_op"), seqs, rounds, r, k_divisor)

@@ -10,8 +10,11 @@
 
 using Pair = std::pair<float, int>;
 
-// `before(a, b)`: whether a ranks before b; the fork's is a.first > b.first (a counting one lets
-// a program count the comparisons a call makes).
+// The fork's order: the larger score first.
+inline bool ranks_before(const Pair& a, const Pair& b) { return a.first > b.first; }
+
+// `before(a, b)`: whether a ranks before b (ranks_before, or one that also counts the comparisons
+// a call makes).
 template <class Before>
 inline std::vector<Pair> largest_pairs_by(const float* values, int n, int k, Before before) {
     std::vector<Pair> pairs(n);
@@ -22,7 +25,7 @@ inline std::vector<Pair> largest_pairs_by(const float* values, int n, int k, Bef
 }
 
 inline std::vector<Pair> largest_pairs(const float* values, int n, int k) {
-    return largest_pairs_by(values, n, k, [](const Pair& a, const Pair& b) { return a.first > b.first; });
+    return largest_pairs_by(values, n, k, ranks_before);
 }
 
 inline std::vector<int> largest_indices(const float* values, int n, int k) {

@@ -31,10 +31,6 @@ std::vector<Pair> select_top_k(const std::vector<float>& scores, int k) {
     return largest_pairs(scores.data(), static_cast<int>(scores.size()), k);
 }
 
-// Each head's selection from its own scores: the time of one call (allocation, fill, select)
-// after warm-up calls on other scores, and, in a separate untimed call, its comparisons.
-void per_head(int s, int k, int heads, int warmup);
-
 std::vector<float> random_scores(int s, unsigned seed) {
     std::mt19937 gen(seed);
     std::normal_distribution<float> normal;
@@ -43,6 +39,8 @@ std::vector<float> random_scores(int s, unsigned seed) {
     return out;
 }
 
+// Each head's selection from its own scores: the time of one call (allocation, fill, select)
+// after warm-up calls on other scores, and, in a separate untimed call, its comparisons.
 void per_head(int s, int k, int heads, int warmup) {
     volatile float sink = 0.0f;
     for (int w = 0; w < warmup; ++w) sink = sink + select_top_k(random_scores(s, 7u + w), k)[0].first;
@@ -56,7 +54,7 @@ void per_head(int s, int k, int heads, int warmup) {
         sink = sink + top[0].first;
         times.push_back(std::chrono::duration<double>(t1 - t0).count());
         long long count = 0;
-        largest_pairs_by(scores.data(), s, k, [&count](const Pair& a, const Pair& b) { ++count; return a.first > b.first; });
+        largest_pairs_by(scores.data(), s, k, [&count](const Pair& a, const Pair& b) { ++count; return ranks_before(a, b); });
         comparisons.push_back(count);
     }
     std::printf("{\"S\": %d, \"k\": %d, \"heads\": %d, \"times_s\": [", s, k, heads);

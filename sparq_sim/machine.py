@@ -10,31 +10,31 @@ import platform
 from pathlib import Path
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform reports."""
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first /proc/cpuinfo line for `key` (Linux), else None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform reports."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def guest_tsc_hz() -> float | None:
     """On a virtual machine (the ``hypervisor`` CPU flag), the ``cpu MHz`` of /proc/cpuinfo: the
     host's constant TSC rate as the guest is told it, which is the host CPU's nominal clock. None
     on bare metal (there the figure is the current, boosting clock) or where it is not given."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = (_cpuinfo("flags") or "").split()
     if "hypervisor" not in flags or "constant_tsc" not in flags:
         return None
-    mhz = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("cpu MHz")), None)
     try:
-        return float(mhz) * 1e6 if mhz else None
+        return float(_cpuinfo("cpu MHz") or "") * 1e6
     except ValueError:
         return None
 

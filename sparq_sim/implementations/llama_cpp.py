@@ -85,13 +85,20 @@ def selection_comparisons(threads: int, selections: int) -> float:
     table = sorted(SELECT_COMPARISONS_SLOWEST_OF.items())
     mean = table[0][1]
     x = math.log2(max(1, threads))
-    for (n0, v0), (n1, v1) in zip(table, table[1:]):
-        x0, x1 = math.log2(n0), math.log2(n1)
-        if x <= x1 or n1 == table[-1][0]:
-            slowest = v0 + (v1 - v0) * (x - x0) / (x1 - x0)
-            break
+    # the table's step that holds x (its last step beyond the table)
+    (n0, v0), (n1, v1) = next((pair for pair in zip(table, table[1:]) if x <= math.log2(pair[1][0])),
+                              (table[-2], table[-1]))
+    slowest = v0 + (v1 - v0) * (x - math.log2(n0)) / (math.log2(n1) - math.log2(n0))
     m = max(1, selections)
     return m * mean + math.sqrt(m) * (slowest - mean)
+
+
+def heads_per_thread(threads: int, items: int, ops: int) -> tuple[int, int]:
+    """(busy threads, rounds) of one of `ops` ops that hands its share of `items` out one per
+    thread: a layer's 32 heads keep at most 32 threads busy, and more heads than threads take
+    rounds."""
+    per_op = max(1, items // max(1, ops))
+    return min(threads, per_op), math.ceil(per_op / threads)
 
 
 def per_thread_bandwidth(device) -> float:
@@ -165,9 +172,8 @@ class LlamaCpp:
             own = max(moved / bandwidth, flops / compute_rate)
         else:
             ops = max(1, ops)
-            per_op = max(1, items // ops)
-            active = min(threads, per_op)
-            rounds = ops * math.ceil(per_op / threads)
+            active, per_op_rounds = heads_per_thread(threads, items, ops)
+            rounds = ops * per_op_rounds
             per_item_bw = min(ceiling, sustained / active)
             per_item_rate = compute_rate / active
             streaming = max(moved / items / per_item_bw, flops / items / per_item_rate)
@@ -223,10 +229,8 @@ class LlamaCpp:
         # another; the op ends when its slowest thread does.
         serial = 0.0
         if device is not None:
-            per_op = max(1, s.kv_instances // L)
-            threads = self._threads(device)
-            rounds = math.ceil(per_op / threads)
-            comparisons = selection_comparisons(min(threads, per_op), rounds * g)
+            active, rounds = heads_per_thread(self._threads(device), s.kv_instances, L)
+            comparisons = selection_comparisons(active, rounds * g)
             cycles = s.seq * (rounds * g * SELECT_FIXED_CYCLES_PER_POSITION + comparisons * SELECT_CYCLES_PER_COMPARISON)
             serial = cycles / device.clock_hz.value / rounds + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [

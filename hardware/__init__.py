@@ -289,6 +289,34 @@ def parse_device(data: dict, path: str) -> Device:
                   calibration=d["calibration"] or {})
 
 
+def file_data(device: Device) -> dict:
+    """The hardware-file tables of a Device (``parse_device``'s inverse): what a run writes so
+    that its measurements can later be predicted with the physics of the machine they came from."""
+    def figures(*pairs) -> dict:
+        return {k: v.to_dict() for k, v in pairs if v is not None}
+
+    d = device
+    data = {
+        "name": d.name, "description": d.description, "kind": d.kind, "aliases": list(d.aliases),
+        "memory": {"technology": d.technology,
+                   **figures(("bandwidth_Bps", d.bandwidth_Bps), ("achievable_fraction", d.achievable_fraction),
+                             ("capacity_bytes", d.capacity_bytes), ("channels", d.channels),
+                             ("access_granularity_bytes", d.granularity_bytes))},
+        "cache": figures(("llc_bytes", d.llc_bytes), ("bandwidth_Bps", d.llc_bandwidth_Bps)),
+        "compute": {**figures(("units", d.compute_units), ("clock_hz", d.clock_hz),
+                              ("max_warps_per_unit", d.max_warps_per_unit)),
+                    "peak_flops": {k: v.to_dict() for k, v in d.peak_flops.items()}},
+        "overheads": figures(("launch_s", d.launch_s), ("graph_kernel_s", d.graph_kernel_s)),
+        "host": figures(("op_dispatch_s", d.host_op_s)),
+        "dram": d.dram.to_dict() if d.dram is not None else figures(("idle_latency_s", d.dram_latency_s)),
+    }
+    if d.link is not None:
+        data["link"] = d.link.to_dict()
+    if d.calibration:
+        data["calibration"] = {k: v.to_dict() for k, v in d.calibration.items()}
+    return data
+
+
 def load_file(path: str | Path) -> Device:
     """Load and validate one hardware file."""
     return parse_device(tomlfile.read(path, "hardware file"), str(path))

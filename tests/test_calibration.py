@@ -98,13 +98,20 @@ def test_cpu_family_bandwidth_factor_and_fixed_per_thread_bw():
             "topk_programs_per_unit": 1.0, "host_ops_per_launch": 0.0}
     f = features([kernel_phases("attn-torch", w)], cpu.granularity, None, [2])
     t1 = evaluate(f, base, cpu)[0]
-    t2 = evaluate(f, {**base, "bw_factor.eager": 0.5}, cpu)[0]
-    assert t2 == pytest.approx(2 * t1, rel=0.05)
+    t2 = evaluate(f, {**base, "bw_factor.eager": 0.5, "bw_factor.eager-matmul": 0.5}, cpu)[0]
+    assert t2 == pytest.approx(2 * t1, rel=1e-9)
+    # the two matmuls (BLAS calls: a family of their own) move K and V; the scale and softmax
+    # passes over the scores move 2 x 4 x 2 bytes per position against the matmuls' 2 x 512
+    matmuls = evaluate(f, {**base, "bw_factor.eager-matmul": 0.5}, cpu)[0]
+    elementwise = evaluate(f, {**base, "bw_factor.eager": 0.5}, cpu)[0]
+    assert matmuls == pytest.approx(2 * t1, rel=0.03) and elementwise == pytest.approx(t1, rel=0.03)
+    assert matmuls + elementwise == pytest.approx(t1 + t2, rel=1e-9)
     a10g = load_device("a10g")
     g = features([kernel_phases("attn-torch", w)], a10g.granularity, None, None)
     gp = {**base, "overlap_p": 3.0}
     assert evaluate(g, gp, a10g)[0] == evaluate(g, {**gp, "bw_factor.eager": 0.5}, a10g)[0]
     assert "per_thread_bw" not in fitting.CPU_FITTED and "bw_factor.eager" in fitting.CPU_FITTED
+    assert "bw_factor.eager-matmul" in fitting.CPU_FITTED
     assert KERNELS["attn-cpu"][1](w)[-1].family == "fused-dense"
     assert np.isfinite(t1)
 

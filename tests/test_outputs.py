@@ -181,7 +181,8 @@ def test_plan_plot_when_nothing_fits(cli, tmp_path):
 
 
 def _fake_local_rows(cases):
-    """Rows as validate --local's measurement gives them (durations made up: 1 ms per call)."""
+    """Rows, notes and stream bandwidth as validate --local's measurement gives them (made up:
+    1 ms per call, 20 GB/s)."""
     rows = []
     for kern, S, r, k in cases:
         rows.append({"device_name": "local: test CPU (2 threads)", "device": "cpu", "dtype": "float32",
@@ -190,7 +191,7 @@ def _fake_local_rows(cases):
                      "store_k_twice": "false" if r is None or kern.endswith("oneK") else "true",
                      "duration_s": "0.001", "duration_stderr_s": "", "reps": 5, "warmup": 1,
                      "torch_version": ""})
-    return rows, []
+    return rows, [], (20e9, "test stream")
 
 
 def test_validate_local_failing_plot_leaves_nothing(cli, tmp_path, monkeypatch):
@@ -215,8 +216,11 @@ def test_validate_local_failing_plot_leaves_nothing(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(local, "measure", lambda cases, *a, **k: _fake_local_rows(cases))
     code, out, err = cli("validate", "--local", "--quick", "--threads", "2", "--out", tmp_path / "w")
     assert code == 0, err
-    assert files_in(tmp_path) == ["w", "w/predictions.csv", "w/report.json", "w/results.csv", "w/summary.md",
-                                  "w/validate.png"]
+    assert files_in(tmp_path) == ["w", "w/machine.toml", "w/predictions.csv", "w/report.json", "w/results.csv",
+                                  "w/summary.md", "w/validate.png"]
+    # the machine the runs were timed on, as the runs found it
+    from sparq_sim.hardware import load_device
+    assert load_device(tmp_path / "w" / "machine.toml").bandwidth_Bps.value == 20e9
 
 
 @needs_proc

@@ -31,15 +31,13 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     Returns (params, fit report, calibration rows, rows of `also`, notes)."""
     from sparq_sim.calibration import calibrate
     from sparq_sim.calibration.local import local_device
-    from sparq_sim.kernels.timing import read_bandwidth
     from sparq_sim.machine import cpu_model
-    bw, src = read_bandwidth()
+    cal_cases = calibration_cases(quick)
+    all_rows, notes, (bw, src) = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
+                                         "measuring  " if also else "calibrating")
     local_device.cache_clear()
     device = local_device(bw, src)
     src = device.bandwidth_Bps.source
-    cal_cases = calibration_cases(quick)
-    all_rows, notes = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
-                              "measuring  " if also else "calibrating")
     labels = set(cal_cases)
     rows = [row for row in all_rows if case_of(row) in labels]
     other = [row for row in all_rows if case_of(row) not in labels]
@@ -110,11 +108,13 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     cal = store.load(cal_path)
     local_device.cache_clear()
     device = local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", "")))
+    machine = device    # the machine as the runs found it: with a calibration's rounds, the same figures
     if not cal_rows:
-        rows, notes = measure(validation_cases(quick), threads, quick, "validating ")
+        rows, notes, stream = measure(validation_cases(quick), threads, quick, "validating ")
+        machine = local_device(*stream)
     report = _report(to_measurements(rows), fit, quick, threads, device, cal, cal_path)
     local_files.write_all(out, plot, report, rows, _environment(threads, device), notes,
-                          calibration_rows=cal_rows, calibration_path=cal_path)
+                          calibration_rows=cal_rows, calibration_path=cal_path, machine=machine)
     return report
 
 

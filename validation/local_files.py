@@ -1,7 +1,9 @@
 """The files of ``validate --local`` in its --out folder, written together or not at all:
 results.csv (the timed runs), predictions.csv (measured against predicted per case),
-calibration-runs.csv and local-cpu.toml (when it calibrated), report.json, summary.md, and
-the plot (validate.png, or --plot)."""
+calibration-runs.csv and local-cpu.toml (when it calibrated), machine.toml (the hardware file of
+the machine the runs were timed on, so that they can be predicted later, elsewhere, with its own
+physics: ``validate --measurements FOLDER/results.csv --fit-on OTHER/calibration-runs.csv``),
+report.json, summary.md, and the plot (validate.png, or --plot)."""
 
 from __future__ import annotations
 
@@ -41,11 +43,28 @@ def summary_md(report, env: dict, notes) -> str:
     return text
 
 
-def write_all(out, plot, report, rows, env: dict, notes, calibration_rows=(), calibration_path=None) -> None:
-    """Every file of the run (calibration-runs.csv and local-cpu.toml only with `calibration_rows`)."""
+def machine_toml(device, when: str) -> str:
+    """The hardware file of the machine a run was timed on (its measured bandwidth included), named
+    after its CPU and the day, so that constants fitted on it say which machine they came from."""
+    from sparq_sim import schema
+    from sparq_sim.hardware import file_data
+    from sparq_sim.machine import cpu_model
+    from sparq_sim.validation.measurements import MACHINE_FILE
+    data = {**file_data(device), "name": f"{cpu_model()}, {device.compute_units.value:.0f} threads, {when}"}
+    return schema.dumps(data, f"The machine the runs beside this file were timed on, written by "
+                              f"`sparq-sim validate --local`; the {MACHINE_FILE} of their folder.\n")
+
+
+def write_all(out, plot, report, rows, env: dict, notes, calibration_rows=(), calibration_path=None,
+              machine=None) -> None:
+    """Every file of the run (calibration-runs.csv and local-cpu.toml only with `calibration_rows`,
+    machine.toml with `machine`, the Device the runs were predicted with)."""
     from sparq_sim.outputs import OutputSet
     from sparq_sim.validation import core
+    from sparq_sim.validation.measurements import MACHINE_FILE
     with OutputSet() as outputs:
+        if machine is not None:
+            outputs.write_text(out / MACHINE_FILE, machine_toml(machine, env.get("date", "")))
         outputs.write_text(out / "results.csv", runs_csv(rows))
         outputs.write_text(out / "predictions.csv", predictions_csv(report))
         if calibration_rows:

@@ -6,7 +6,10 @@ Timing: inputs rotated over copies that together exceed twice the LLC, and the c
 each copy for rotation alone to keep them cold; warm-up, repeats, median; ``ROUNDS`` rounds over
 all cases, keeping each case's fastest round median (a burst of other work on the shared VM hits
 one round). Calibration and validation cases measured together share those rounds, so both are
-measured under the same machine conditions (this VM's bandwidth and page-fault cost drift).
+measured under the same machine conditions (this VM's bandwidth and page-fault cost drift). The
+stream read bandwidth the constants are relative to is timed in the same rounds, and kept the
+same way (the fastest round's median): one measurement before the rounds once read 9.8 GB/s on a
+machine whose rounds ran at 22 GB/s minutes later.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sparq_sim.validation.cases import BATCH, DTYPE, HEAD_DIM, HEADS, IMPL
 
 ROUNDS = 3    # interleaved timing rounds per case; the fastest round's median is kept
 WARMUP = 2    # untimed calls per case and round
+STREAM_REPEATS = 5          # timed passes of the stream read per measurement
+STREAM_MIN_BYTES = 1 << 30  # its buffer: at least this, and 4 x the LLC
 
 
 def available(kernels) -> tuple[set, list]:
@@ -82,8 +87,32 @@ def _use_threads(threads: int) -> None:
         pass
 
 
-def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
-    """Run the cases; returns measurement rows (schema dicts, in the order of `cases`) and notes.
+class StreamRounds:
+    """The stream read bandwidth timed between the rounds of kernel timings (numba parallel sum,
+    ``kernels.membench.measure_stream``): the fastest of the measurements' medians, as each case
+    keeps its fastest round."""
+
+    def __init__(self, llc: int):
+        import numpy as np
+        self.buffer = np.ones(max(STREAM_MIN_BYTES, 4 * llc) // 4, np.float32)
+        self.medians: list[float] = []
+
+    def measure(self) -> None:
+        from sparq_sim.kernels.membench import measure_stream
+        self.medians.append(measure_stream(self.buffer, STREAM_REPEATS)["median_Bps"])
+
+    def result(self, threads: int) -> tuple[float, str]:
+        """(bytes/s, how it was measured), as the local calibration stores it."""
+        return max(self.medians), (
+            f"measured in the timing rounds: numba parallel float32 sum over {self.buffer.nbytes / 2**30:.2f} GiB "
+            f"(kernels.membench.measure_stream), fastest of {len(self.medians)} medians of {STREAM_REPEATS} passes "
+            f"(between {min(self.medians) / 1e9:.1f} and {max(self.medians) / 1e9:.1f} GB/s), {threads} threads, "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+
+
+def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tuple[float, str]]:
+    """Run the cases; returns measurement rows (schema dicts, in the order of `cases`), notes, and
+    the stream read bandwidth timed in the same rounds (bytes/s, how).
 
     ``ROUNDS`` rounds, each over every case of every S (ordered by S, every other round backwards),
     with all inputs kept alive: a slow spell
@@ -103,6 +132,7 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     budget = 0.45 if quick else 0.8  # seconds per case over all rounds
     max_reps = 45 if quick else 90  # per case over all rounds; the time budget stops long calls sooner
     inputs = {S: RotatingInputs(S, llc) for S in sorted({c[1] for c in cases})}
+    stream = StreamRounds(llc)
     best: dict = {}
     total, t0 = len(cases), time.perf_counter()
     # by S, so that calibration (512, 2k, 8k, 32k) and validation (1k, 4k, 16k, 64k) sizes alternate,
@@ -110,6 +140,7 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
     by_seq = sorted(cases, key=lambda c: c[1])
     bar = progress(total=ROUNDS * total, desc=what.strip(), unit="case")
     for rnd in range(ROUNDS):
+        stream.measure()
         for c in (by_seq if rnd % 2 == 0 else by_seq[::-1]):
             kern, S, r, k = c
             bar.set_postfix_str(f"{kern} S={S} r={r or '-'} k={k or '-'}", refresh=False)
@@ -118,12 +149,13 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list]:
             bar.update(1)
             if c not in best or res.median_s < best[c].median_s:
                 best[c] = res
+    stream.measure()
     del inputs
     bar.close()
     print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     import torch
     device_name = f"local: {cpu_model()} ({threads} threads)"
-    return [_row(c, best[c], device_name, torch.__version__) for c in cases], notes
+    return [_row(c, best[c], device_name, torch.__version__) for c in cases], notes, stream.result(threads)
 
 
 def _row(case, res, device_name: str, torch_version: str) -> dict:

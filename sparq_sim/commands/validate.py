@@ -23,7 +23,8 @@ ORDER = 60
 
 SOURCE_FLAGS = (      # exactly one of them
     Flag("--measurements", metavar="FILE.csv",
-         help="measurements in the schema of validation/data/README.md (several: comma-separated)"),
+         help="measurements in the schema of validation/data/README.md (several: comma-separated); "
+              "runs of validate --local are predicted with the machine.toml beside them, if any"),
     Flag("--local", switch="on", help="run the project's kernels on this machine and validate against them"),
     Flag("--end-to-end", switch="on",
          help="predict the published end-to-end setups (validation/data/end-to-end.csv) with their composed "
@@ -35,7 +36,8 @@ FLAGS = (
               "of the device or of its kind, with the device's own hardware figures)"),
     Flag("--fit-on", metavar="SOURCE.csv",
          help="fit the constants on these measurements (another device; comma-separated for several) "
-              "and predict --measurements with each device's own physics: cross-device validation"),
+              "and predict --measurements with each device's own physics: cross-device validation "
+              "(CPUs: validate --local folders, each with its machine.toml)"),
     Flag("--write-accuracy", metavar="FILE.json",
          help="with --fit-on: record the per-kernel cross-device errors in this accuracy file; with "
               "--end-to-end: the end-to-end checks (predict reports them beside its estimates)"),
@@ -53,7 +55,8 @@ FLAGS = (
               "(an accuracy gate for CI)"),
 )
 LOCAL_FLAGS = (
-    Flag("--out", metavar="FOLDER", help="folder for results.csv, predictions.csv, summary.md, plot"),
+    Flag("--out", metavar="FOLDER",
+         help="folder for results.csv, predictions.csv, machine.toml (this machine's figures), summary.md, plot"),
     Flag("--quick", switch="on", help="a short run (about 2 minutes)"),
     Flag("--calibrate", switch="on", help="re-run the local calibration microbenchmarks before validating"),
     Flag("--threads", help="threads for the kernels (default: all cores)"),

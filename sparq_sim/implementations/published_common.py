@@ -6,8 +6,9 @@ launches (GPU kernels or CPU parallel regions issued by the host), the bytes it 
 ``Access`` patterns (including the gathered copies that eager versions write and read back, the
 score tensors, the top-k and softmax passes), and a few extra counts the calibrated timer needs:
 
-* ``family``: which fitted constants apply (``eager``, ``compiled``, ``triton``, ``sdpa-flash``,
-  ``sdpa-mem-efficient``, ``fused``: one program per (batch, head) row, ...);
+* ``family``: which fitted constants apply (``eager``, ``eager-matmul`` for an eager kernel's
+  matmuls, ``compiled``, ``triton``, ``sdpa-flash``, ``sdpa-mem-efficient``, ``fused``: one
+  program per (batch, head) row, ...);
 * ``rows``: independent programs a fused kernel runs (one per (batch, head) row): with few rows a
   row-parallel kernel cannot draw the whole bandwidth;
 * ``topk_elements`` and ``topk_rows``: elements a top-k pass ranks, and in how many rows (one
@@ -28,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparq_sim.implementations import base
+from sparq_sim.implementations.families import Family
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM, Access, Phase
 from sparq_sim.workload import Workload
 
@@ -49,6 +51,12 @@ class KernelPhase(Phase):
 
 def _stream(count: int, size: int, what: str, write: bool = False) -> Access:
     return Access(STREAM, max(1, int(count)), max(1, int(size)), write=write, what=what)
+
+
+def matmul_of(family: str) -> str:
+    """The family of a matmul in a kernel of `family`: eager matmuls are BLAS calls of their own
+    family; compiled and SDPA matmuls keep their kernel's."""
+    return Family.EAGER_MATMUL.value if family == Family.EAGER else family
 
 
 def _ph(name, accesses, family, launches, **kw) -> KernelPhase:
@@ -79,13 +87,13 @@ def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = 
         k_read = _stream(s.kv_instances, S * s.row, "K copy")
     else:
         k_read = base.stream_all(s, "K")
-    phases.append(_ph("scores", [base.read_q(s), k_read, _stream(1, scores, "scores", True)], family, 1,
+    phases.append(_ph("scores", [base.read_q(s), k_read, _stream(1, scores, "scores", True)], matmul_of(family), 1,
                       flops=2.0 * s.head_dim * S * s.q_instances))
     if scale_pass:
         phases.append(_ph("scale", [_stream(1, scores, "scores"), _stream(1, scores, "scores", True)], family, 1))
     phases.append(_ph("softmax", [_stream(1, scores, "scores"), _stream(1, scores, "probs", True)], family, 1))
     phases.append(_ph("values", [_stream(1, scores, "probs"), base.stream_all(s, "V"), base.write_out(s)],
-                      family, 1, flops=2.0 * s.head_dim * S * s.q_instances))
+                      matmul_of(family), 1, flops=2.0 * s.head_dim * S * s.q_instances))
     return phases
 
 
@@ -181,7 +189,7 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
         # torch.gather is element-wise (one int64 index per element): every gathered element is a load
         _ph("gather_r", [step1, _stream(1, copy1, "K_hat copy", True)], family, 1,
             scattered_loads=s.kv_instances * S * s.r, scatter_kind="lastdim" if w.store_k == "once" else ""),
-        _ph("scores_r", [_stream(1, copy1, "K_hat copy"), _stream(1, scores, "scores", True)], family, 1,
+        _ph("scores_r", [_stream(1, copy1, "K_hat copy"), _stream(1, scores, "scores", True)], matmul_of(family), 1,
             flops=2.0 * s.r * S * s.q_instances),
         _ph("softmax_r", [_stream(1, scores, "scores"), _stream(1, scores, "s_hat", True)], family,
             1 if few else 5),
@@ -190,13 +198,13 @@ def sparq_eager(w: Workload, family: str = "eager", *, fused_small: bool = False
         _ph("gather_K", [base.gather_rows(s, "K"), _stream(s.kv_instances, s.k * R, "K rows copy", True)],
             family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
         _ph("scores_k", [_stream(s.kv_instances, s.k * R, "K rows copy"),
-                         _stream(s.q_instances, s.k * e, "scores", True)], family, 1,
+                         _stream(s.q_instances, s.k * e, "scores", True)], matmul_of(family), 1,
             flops=2.0 * s.head_dim * s.k * s.q_instances),
         _ph("softmax_k", [_stream(s.q_instances, s.k * e, "scores"), _stream(s.q_instances, s.k * e, "s", True)],
             family, 1 if few else 2),
         _ph("gather_V", [base.gather_rows(s, "V"), _stream(s.kv_instances, s.k * R, "V rows copy", True)],
             family, 1, scattered_loads=s.kv_instances * s.k * s.head_dim, scatter_kind="rows"),
-        _ph("values", [_stream(s.kv_instances, s.k * R, "V rows copy"), base.write_out(s)], family, 1,
+        _ph("values", [_stream(s.kv_instances, s.k * R, "V rows copy"), base.write_out(s)], matmul_of(family), 1,
             flops=2.0 * s.head_dim * s.k * s.q_instances),
     ]
     if w.reallocate:

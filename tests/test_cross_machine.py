@@ -1,0 +1,96 @@
+"""Runs recorded on one machine, predicted on another: machine.toml beside the runs, its round
+trip, and the cross-machine prediction taking the target's own per-thread bandwidth."""
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparq_sim import schema
+from sparq_sim.calibration import fit as fitting
+from sparq_sim.errors import UserError
+from sparq_sim.hardware import file_data, list_devices, load_device, parse_device
+from sparq_sim.validation.core import validate
+from sparq_sim.validation.measurements import MACHINE_FILE, read_measurements
+
+RECORDED = Path(__file__).resolve().parents[1] / "validation" / "results" / "local-full"
+
+
+@pytest.mark.parametrize("device", list_devices(), ids=lambda d: d.name)
+def test_file_data_round_trips_every_shipped_device(device):
+    text = schema.dumps(file_data(device))
+    assert parse_device(tomllib.loads(text), device.path) == device
+
+
+def _recorded_folder(tmp_path, name, bandwidth_scale=1.0, kernels=None):
+    """A copy of the recorded EPYC guest's calibration runs (optionally some kernels only) with its
+    machine.toml, the measured bandwidth scaled."""
+    folder = tmp_path / name
+    folder.mkdir()
+    lines = (RECORDED / "calibration-runs.csv").read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if kernels is None or ln.split(",")[7] in kernels]
+    (folder / "runs.csv").write_text("\n".join(keep) + "\n")
+    data = tomllib.loads((RECORDED / MACHINE_FILE).read_text())
+    data["memory"]["bandwidth_Bps"]["value"] *= bandwidth_scale
+    (folder / MACHINE_FILE).write_text(schema.dumps(data))
+    return folder
+
+
+def test_local_rows_beside_a_machine_file_take_it(tmp_path):
+    folder = _recorded_folder(tmp_path, "a")
+    rows = read_measurements(folder / "runs.csv")
+    assert {m.hardware for m in rows} == {str(folder / MACHINE_FILE)}
+    assert all(m.rotated_inputs for m in rows)     # validate --local's runs rotate their inputs
+    device = load_device(rows[0].hardware)
+    assert device.kind == "cpu" and device.compute_units.value == 2
+    assert device.bandwidth_Bps.value == pytest.approx(33.99e9, rel=1e-3)
+
+
+def test_local_rows_without_a_machine_file_are_this_machine(tmp_path):
+    shutil.copy(RECORDED / "calibration-runs.csv", tmp_path / "runs.csv")
+    assert {m.hardware for m in read_measurements(tmp_path / "runs.csv")} == {"local"}
+
+
+def test_published_rows_are_repeated_not_rotated():
+    rows = read_measurements(Path(__file__).resolve().parents[1] / "validation" / "data" /
+                             "sparq-microbench-a10g.csv")
+    assert not any(m.rotated_inputs for m in rows)
+
+
+def test_cross_machine_prediction_takes_the_targets_bandwidth_share_per_thread(tmp_path):
+    source = read_measurements(_recorded_folder(tmp_path, "a", kernels={"attn-cpu"}) / "runs.csv")
+    target = read_measurements(_recorded_folder(tmp_path, "b", 2.0, kernels={"attn-cpu"}) / "runs.csv")
+    report = validate(target, fit_on=source)
+    params, _ = fitting.fit(source, {source[0].hardware: load_device(source[0].hardware)})
+    device_b = load_device(target[0].hardware)
+    own = fitting.predict_times(target, device_b, {**params, "per_thread_bw": device_b.bandwidth_Bps.value / 2})
+    np.testing.assert_allclose(report.predicted, own)
+    # with the source's per-thread share the cap would hold the faster machine back
+    theirs = fitting.predict_times(target, device_b, params)
+    longest = max(range(len(target)), key=lambda i: target[i].seq)
+    assert report.predicted[longest] < 0.8 * theirs[longest]
+
+
+def test_a_bad_machine_file_names_itself(tmp_path, cli):
+    folder = _recorded_folder(tmp_path, "a", kernels={"attn-cpu"})
+    data = tomllib.loads((folder / MACHINE_FILE).read_text())
+    del data["compute"]["clock_hz"]
+    (folder / MACHINE_FILE).write_text(schema.dumps(data))
+    with pytest.raises(UserError, match="clock_hz"):
+        load_device(read_measurements(folder / "runs.csv")[0].hardware)
+    code, out, err = cli("validate", "--measurements", folder / "runs.csv", "--fit-on", folder / "runs.csv")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "clock_hz" in err and MACHINE_FILE in err
+
+
+def test_stream_rounds_keep_the_fastest_median_and_say_how(monkeypatch):
+    from sparq_sim.validation import runs
+    monkeypatch.setattr(runs, "STREAM_MIN_BYTES", 1 << 12)
+    rounds = runs.StreamRounds(llc=1 << 10)
+    assert rounds.buffer.nbytes == 1 << 12          # max(minimum, 4 x LLC)
+    rounds.medians = [9.8e9, 22.1e9, 21.5e9, 20.0e9]
+    bw, how = rounds.result(threads=2)
+    assert bw == 22.1e9
+    assert "fastest of 4 medians" in how and "between 9.8 and 22.1 GB/s" in how and "2 threads" in how

@@ -109,7 +109,7 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         params, rep = fitting.fit(fit_on, source_devices)
         shared = params
         fits["fitted_on"] = rep
-        fitted_names = ", ".join(sorted(source_devices))
+        fitted_names = ", ".join(sorted(d.name for d in source_devices.values()))
     for hw, idx in by_hw.items():
         device = devices[hw]
         subset = [rows[i] for i in idx]
@@ -118,7 +118,7 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
             if device.kind == "cpu" and device.bandwidth_Bps.basis == "measured":
                 # the read bandwidth was measured on that machine with the rows' threads
                 params = {**shared, "per_thread_bw": fitting.bandwidth_share_per_thread(device, subset[0].threads)}
-            sources[hw] = f"fitted on {fitted_names} ({len(fit_on)} rows), predicted with {hw}'s own physics"
+            sources[hw] = f"fitted on {fitted_names} ({len(fit_on)} rows), predicted with {device.name}'s own physics"
         elif fit:
             train_rows = [m for m in (train if train is not None else subset) if m.hardware == hw]
             if not train_rows:

@@ -101,9 +101,9 @@ class Prediction:
             "speedup": self.speedup,
             "bound": {"dense": bound.dense.to_dict(), "sparq": bound.sparq.to_dict(), "speedup": bound.speedup},
             "error": self.error or {"median_abs_pct": None, "p90_abs_pct": None,
-                                    "source": "not validated: only calibrated estimates of the measured GPU kernels have a "
-                                              "measured cross-device error (--impl published-* or gpt-fast on a GPU, "
-                                              "--timing calibrated)"},
+                                    "source": "not validated: only calibrated estimates of measured kernels have a "
+                                              "measured cross-device error (--timing calibrated with --impl "
+                                              "published-* or gpt-fast on a GPU, published-torch on a CPU)"},
         }
 
 
@@ -146,13 +146,13 @@ def predict(w: Workload, device, implementation: str = DEFAULT_IMPLEMENTATION,
 
 def _error_band(impl, timing: str, w: Workload, device) -> dict | None:
     """The measured error of such a prediction: the cross-device error of calibrated estimates of
-    the published kernels (measured on GPUs only), and the recorded end-to-end checks of this
+    the measured kernels on this kind of device, and the recorded end-to-end checks of this
     implementation and timing against published whole-decoder speedups on this kind of device."""
     from sparq_sim.calibration import accuracy
     labels = getattr(impl, "kernel_labels", None)
     band = None
-    if timing == "calibrated" and labels is not None and device.kind == "gpu":
-        band = accuracy.band(labels(w))
+    if timing == "calibrated" and labels is not None:
+        band = accuracy.band(labels(w), device.kind)
     checks = accuracy.end_to_end(impl.name, device.kind, timing)
     if not checks:
         return band

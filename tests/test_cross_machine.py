@@ -94,3 +94,37 @@ def test_stream_rounds_keep_the_fastest_median_and_say_how(monkeypatch):
     bw, how = rounds.result(threads=2)
     assert bw == 22.1e9
     assert "fastest of 4 medians" in how and "between 9.8 and 22.1 GB/s" in how and "2 threads" in how
+
+
+def test_error_band_takes_only_directions_of_the_devices_kind(tmp_path):
+    import json
+
+    from sparq_sim.calibration import accuracy
+
+    def entry(median, kind=None):
+        figures = {"n": 4, "median_abs_pct": median, "p90_abs_pct": 2 * median,
+                   "speedup_median_abs_pct": median + 1, "speedup_p90_abs_pct": None}
+        out = {"command": "c", "overall": figures, "kernels": {"attn-torch": figures}}
+        return out if kind is None else {**out, "kind": kind}
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps({"directions": {"g1 -> g2": entry(9.0), "g2 -> g1": entry(7.0, "gpu"),
+                                               "c1 -> c2": entry(25.0, "cpu")}}))
+    gpu, cpu = accuracy.band(["attn-torch"], "gpu", path), accuracy.band(["attn-torch"], "cpu", path)
+    assert (gpu["median_abs_pct"], gpu["p90_abs_pct"], gpu["speedup_median_abs_pct"]) == (9.0, 18.0, 10.0)
+    assert (cpu["median_abs_pct"], cpu["p90_abs_pct"]) == (25.0, 50.0) and "one CPU" in cpu["source"]
+    assert "c1 -> c2" not in gpu["source"] and "g1 -> g2" not in cpu["source"]
+    assert accuracy.band(["sparq-attn-torch"], "cpu", path) is None     # never validated on CPUs
+
+
+def test_calibrated_cpu_estimate_reports_the_cross_cpu_error(cli):
+    import json
+    code, out, err = cli("predict", "--hw", "epyc-7763", "--impl", "published-torch", "--timing", "calibrated",
+                         "--seq", "8k", "--format", "json")
+    assert code == 0, err
+    error = json.loads(out)["error"]
+    assert error["median_abs_pct"] > 0 and "fitted on one CPU" in error["source"]
+    # the same kernels timed by the roofline were never checked across CPUs
+    code, out, err = cli("predict", "--hw", "epyc-7763", "--impl", "published-torch", "--timing", "roofline",
+                         "--seq", "8k", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["error"]["median_abs_pct"] is None

@@ -2,10 +2,11 @@
 fitted on: the error band `predict` prints beside its estimate.
 
 ``accuracy.json`` (next to this file) holds, per direction of a cross-device validation
-("a10g -> a100-40gb": fitted on the first device's measurements, checked on the second's) and per
-kernel label, the median and p90 absolute error of the time per call and of the speedup against
-the best dense kernel. ``sparq-sim validate --measurements T --fit-on S --write-accuracy FILE``
-writes a direction; ``band(labels)`` takes the worst over directions of the worst of the labels.
+("a10g -> a100-40gb": fitted on the first device's measurements, checked on the second's), its
+kind of device and per kernel label, the median and p90 absolute error of the time per call and
+of the speedup against the best dense kernel. ``sparq-sim validate --measurements T --fit-on S
+--write-accuracy FILE`` writes a direction; ``band(labels, kind)`` takes the worst over the
+directions of that kind of the worst of the labels (a CPU's and a GPU's kernels share labels).
 Its ``end_to_end`` entry (written by ``validate --end-to-end --write-accuracy FILE``) holds the
 published whole-decoder speedups with each implementation's predicted one; ``end_to_end(name,
 kind)`` gives those of one implementation on one kind of device.
@@ -33,8 +34,9 @@ def write(data: dict, path: str | Path) -> None:
     write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def record(report: dict, direction: str, command: str, path: str | Path = PATH) -> dict:
-    """Merge one cross-device validation report (``Report.to_dict()``) into the accuracy file."""
+def record(report: dict, direction: str, command: str, path: str | Path = PATH, kind: str = "gpu") -> dict:
+    """Merge one cross-device validation report (``Report.to_dict()``) of devices of `kind` into
+    the accuracy file."""
     data = _current(path)
     kernels = {}
     for label, t in report["per_kernel"].items():
@@ -43,7 +45,7 @@ def record(report: dict, direction: str, command: str, path: str | Path = PATH) 
                           "p90_abs_pct": t["p90_abs_pct_error"],
                           "speedup_median_abs_pct": s.get("median_abs_pct_error"),
                           "speedup_p90_abs_pct": s.get("p90_abs_pct_error")}
-    data["directions"][direction] = {"command": command, "overall": {
+    data["directions"][direction] = {"command": command, "kind": kind, "overall": {
         "median_abs_pct": report["overall"]["median_abs_pct_error"],
         "p90_abs_pct": report["overall"]["p90_abs_pct_error"],
         "speedup_median_abs_pct": report["speedup"]["overall"]["median_abs_pct_error"],
@@ -84,9 +86,10 @@ def _read(path: str, mtime_ns: int) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def band(labels, path: str | Path = PATH) -> dict | None:
-    """The validated error of a prediction made of these kernels: for each figure the worst over
-    the recorded directions and the labels; None when a label was never validated across devices."""
+def band(labels, kind: str = "gpu", path: str | Path = PATH) -> dict | None:
+    """The validated error of a prediction made of these kernels on a device of `kind`: for each
+    figure the worst over the recorded directions of that kind and the labels; None when a label
+    was never validated across devices of that kind."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -95,6 +98,8 @@ def band(labels, path: str | Path = PATH) -> dict | None:
     worst = dict.fromkeys(keys, 0.0)
     sources = []
     for direction, entry in sorted(data.get("directions", {}).items()):
+        if entry.get("kind", "gpu") != kind:
+            continue
         for label in labels:
             k = entry["kernels"].get(label)
             if k is None:
@@ -105,6 +110,7 @@ def band(labels, path: str | Path = PATH) -> dict | None:
         sources.append(f"{direction} (`{entry['command']}`)")
     if not sources:
         return None
-    worst["source"] = ("cross-device validation of kernels " + ", ".join(labels) + ": fitted on one GPU, "
-                       "checked on the other; worst of " + "; ".join(sources))
+    unit = kind.upper()
+    worst["source"] = (f"cross-device validation of kernels {', '.join(labels)}: fitted on one {unit}, "
+                       f"checked on another; worst of " + "; ".join(sources))
     return worst

@@ -257,9 +257,14 @@ def _command_line() -> str:
 def _write_accuracy(report, source, rows, staged, final) -> None:
     """Merge this cross-device validation into the accuracy file `final` (written at `staged`)."""
     from sparq_sim.calibration import accuracy
-    direction = (" + ".join(sorted({m.hardware for m in source})) + " -> "
-                 + " + ".join(sorted({m.hardware for m in rows})))
-    accuracy.write(accuracy.record(report.to_dict(), direction, _command_line(), final), staged)
+    from sparq_sim.validation.core import device_for
+    devices = {hw: device_for(hw) for hw in {m.hardware for m in [*source, *rows]}}
+
+    def names(ms) -> str:
+        return " + ".join(sorted({devices[m.hardware].name for m in ms}))
+    kind = next(iter(devices.values())).kind
+    accuracy.write(accuracy.record(report.to_dict(), f"{names(source)} -> {names(rows)}", _command_line(), final,
+                                   kind), staged)
 
 
 def _write_calibration(rows, args, path) -> None:

@@ -27,6 +27,8 @@ class Report:
     fits: dict = field(default_factory=dict)      # hardware -> fit report (when fitted)
     label: str = ""
     fitted_on: str = ""                           # --fit-on: the measurements the constants were fitted on
+    device_names: dict = field(default_factory=dict)  # hardware of every row, fitted or predicted -> its name
+    kind: str = ""                                # the devices' kind (gpu, cpu)
 
     @property
     def speedup_errors(self) -> np.ndarray:
@@ -134,7 +136,9 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         predicted[idx] = fitting.predict_times(subset, device, params)
     measured = np.array([m.duration_s for m in rows])
     errors = np.abs(predicted - measured) / measured * 100.0
-    return Report(rows, predicted, errors, speedups(rows, measured), speedups(rows, predicted), sources, fits, label)
+    named = {**devices, **(source_devices if fit_on is not None else {})}
+    return Report(rows, predicted, errors, speedups(rows, measured), speedups(rows, predicted), sources, fits, label,
+                  device_names={hw: d.name for hw, d in named.items()}, kind=next(iter(devices.values())).kind)
 
 
 def split_by_seq(rows, train_seqs=None):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sparq_sim.errors import UserError
+from sparq_sim.hardware import LOCAL_NAME
 
 COLUMNS = ("device_name", "device", "dtype", "n_head", "head_dim", "sequence_length", "batch_size",
            "kernel", "r", "k", "store_k_twice", "duration_s", "duration_stderr_s", "reps", "warmup",
@@ -34,9 +35,8 @@ DEVICE_PATTERNS = (
     (r"epyc\s*7763", "epyc-7763"),
     (r"epyc\s*9654", "epyc-9654"),
     (r"xeon.*8480", "xeon-8480"),
-    (r"^local\b", "local"),
+    (rf"^{LOCAL_NAME}\b", LOCAL_NAME),    # "local: <cpu> (N threads)": validate --local's runs
 )
-LOCAL_NAME = LOCAL_PREFIX = "local"   # device_name "local: <cpu> (N threads)": validate --local's runs
 MACHINE_FILE = "machine.toml"        # beside such runs: the hardware file of the machine they ran on
 THREADS = re.compile(r"\((\d+)\s*threads?\)\s*$", re.I)
 MAX_THREADS = 4096
@@ -74,7 +74,7 @@ class Measurement:
     def rotated_inputs(self) -> bool:
         """Timed by this project's profiler (``validate --local``), which rotates its inputs past the
         LLC; the published benchmarks repeat a call on the same inputs without a flush."""
-        return self.device_name.lower().startswith(LOCAL_PREFIX)
+        return self.device_name.lower().startswith(LOCAL_NAME)
 
     @property
     def group(self) -> tuple:

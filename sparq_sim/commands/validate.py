@@ -257,14 +257,11 @@ def _command_line() -> str:
 def _write_accuracy(report, source, rows, staged, final) -> None:
     """Merge this cross-device validation into the accuracy file `final` (written at `staged`)."""
     from sparq_sim.calibration import accuracy
-    from sparq_sim.validation.core import device_for
-    devices = {hw: device_for(hw) for hw in {m.hardware for m in [*source, *rows]}}
 
     def names(ms) -> str:
-        return " + ".join(sorted({devices[m.hardware].name for m in ms}))
-    kind = next(iter(devices.values())).kind
+        return " + ".join(sorted({report.device_names[m.hardware] for m in ms}))
     accuracy.write(accuracy.record(report.to_dict(), f"{names(source)} -> {names(rows)}", _command_line(), final,
-                                   kind), staged)
+                                   report.kind), staged)
 
 
 def _write_calibration(rows, args, path) -> None:

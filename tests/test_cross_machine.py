@@ -85,15 +85,35 @@ def test_a_bad_machine_file_names_itself(tmp_path, cli):
     assert len(err.strip().splitlines()) == 1 and "clock_hz" in err and MACHINE_FILE in err
 
 
-def test_stream_rounds_keep_the_fastest_median_and_say_how(monkeypatch):
+def test_stored_constants_on_a_measured_machine_take_its_own_share_per_thread(tmp_path):
+    from sparq_sim.calibration import store
+    folder = _recorded_folder(tmp_path, "b", 2.0)
+    device = load_device(read_measurements(folder / "runs.csv")[0].hardware)
+    shipped = store.HERE / "local-cpu.toml"
+    params, _ = store.constants_for(device, shipped)
+    stored = store.values(store.load(shipped))
+    # 2 x 33.99 GB/s measured with 2 threads: 33.99 GB/s per thread, not the stored 17.0 GB/s
+    assert params["per_thread_bw"] == pytest.approx(device.bandwidth_Bps.value / 2)
+    assert params["per_thread_bw"] == pytest.approx(2 * stored["per_thread_bw"], rel=1e-3)
+    assert {k: v for k, v in params.items() if k != "per_thread_bw"} == \
+        {k: v for k, v in stored.items() if k != "per_thread_bw"}
+    # a datasheet CPU keeps the fitted share (its sustained bandwidth caps the total instead)
+    assert store.constants_for(load_device("epyc-7763"), shipped)[0] == stored
+
+
+def test_stream_rounds_keep_each_places_fastest_round_then_the_median_and_say_how(monkeypatch):
     from sparq_sim.validation import runs
     monkeypatch.setattr(runs, "STREAM_MIN_BYTES", 1 << 12)
     rounds = runs.StreamRounds(llc=1 << 10)
     assert rounds.buffer.nbytes == 1 << 12          # max(minimum, 4 x LLC)
-    rounds.medians = [9.8e9, 22.1e9, 21.5e9, 20.0e9]
+    assert runs.StreamRounds.places(195, 8) == [0, 24, 48, 73, 97, 121, 146, 170]
+    assert runs.StreamRounds.places(3, 8) == [0, 1, 2]
+    # three places over three rounds; one fast spell (51 GB/s) moves its place only
+    rounds.medians = {0: [30.0e9, 32.0e9, 29.0e9], 24: [51.0e9, 31.0e9, 30.5e9], 48: [9.8e9, 28.5e9, 33.0e9]}
     bw, how = rounds.result(threads=2)
-    assert bw == 22.1e9
-    assert "fastest of 4 medians" in how and "between 9.8 and 22.1 GB/s" in how and "2 threads" in how
+    assert bw == 33.0e9                              # median of the places' fastest: 32, 51, 33
+    assert "median over 3 places" in how and "fastest of 3 rounds" in how
+    assert "between 32.0 and 51.0 GB/s" in how and "2 threads" in how
 
 
 def test_error_band_takes_only_directions_of_the_devices_kind(tmp_path):

@@ -116,10 +116,8 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         device = devices[hw]
         subset = [rows[i] for i in idx]
         if shared is not None:
-            params = shared
-            if device.kind == "cpu" and device.bandwidth_Bps.basis == "measured":
-                # the read bandwidth was measured on that machine with the rows' threads
-                params = {**shared, "per_thread_bw": fitting.bandwidth_share_per_thread(device, subset[0].threads)}
+            # a measured machine's read bandwidth was measured with the rows' threads
+            params = store.on_device(shared, device, subset[0].threads)
             sources[hw] = f"fitted on {fitted_names} ({len(fit_on)} rows), predicted with {device.name}'s own physics"
         elif fit:
             train_rows = [m for m in (train if train is not None else subset) if m.hardware == hw]

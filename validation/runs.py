@@ -7,9 +7,11 @@ each copy for rotation alone to keep them cold; warm-up, repeats, median; ``ROUN
 all cases, keeping each case's fastest round median (a burst of other work on the shared VM hits
 one round). Calibration and validation cases measured together share those rounds, so both are
 measured under the same machine conditions (this VM's bandwidth and page-fault cost drift). The
-stream read bandwidth the constants are relative to is timed in the same rounds, and kept the
-same way (the fastest round's median): one measurement before the rounds once read 9.8 GB/s on a
-machine whose rounds ran at 22 GB/s minutes later.
+stream read bandwidth the constants are relative to is timed in the same rounds, at fixed places
+among the cases, and kept the same way: at each place the fastest round's median, as a case nearby
+keeps its own, then the median over the places. One measurement before the rounds once read
+9.8 GB/s on a machine whose rounds ran at 22 GB/s minutes later; four, one per round, once spread
+from 28.5 to 51.1 GB/s.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROUNDS = 3    # interleaved timing rounds per case; the fastest round's median i
 WARMUP = 2    # untimed calls per case and round
 STREAM_REPEATS = 5          # timed passes of the stream read per measurement
 STREAM_MIN_BYTES = 1 << 30  # its buffer: at least this, and 4 x the LLC
+STREAM_PLACES = 8           # places among a round's cases where the stream read is timed
 
 
 def available(kernels) -> tuple[set, list]:
@@ -88,26 +91,36 @@ def _use_threads(threads: int) -> None:
 
 
 class StreamRounds:
-    """The stream read bandwidth timed between the rounds of kernel timings (numba parallel sum,
-    ``kernels.membench.measure_stream``): the fastest of the measurements' medians, as each case
-    keeps its fastest round."""
+    """The stream read bandwidth timed among the rounds of kernel timings (numba parallel sum,
+    ``kernels.membench.measure_stream``) at ``places`` fixed places of the cases' order: each place
+    keeps its fastest round's median, as the cases around it keep theirs, and the figure is the
+    median over the places (one fast spell of the shared VM moves one place, not the figure)."""
 
     def __init__(self, llc: int):
         import numpy as np
         self.buffer = np.ones(max(STREAM_MIN_BYTES, 4 * llc) // 4, np.float32)
-        self.medians: list[float] = []
+        self.medians: dict[int, list[float]] = {}
 
-    def measure(self) -> None:
+    @staticmethod
+    def places(cases: int, places: int = STREAM_PLACES) -> list[int]:
+        """Indices into the cases' order before which the stream is timed (evenly spaced)."""
+        n = max(1, min(places, cases))
+        return [i * cases // n for i in range(n)]
+
+    def measure(self, place: int) -> None:
         from sparq_sim.kernels.membench import measure_stream
-        self.medians.append(measure_stream(self.buffer, STREAM_REPEATS)["median_Bps"])
+        self.medians.setdefault(place, []).append(measure_stream(self.buffer, STREAM_REPEATS)["median_Bps"])
 
     def result(self, threads: int) -> tuple[float, str]:
         """(bytes/s, how it was measured), as the local calibration stores it."""
-        return max(self.medians), (
+        import statistics
+        fastest = [max(v) for v in self.medians.values()]
+        rounds = max(len(v) for v in self.medians.values())
+        return statistics.median(fastest), (
             f"measured in the timing rounds: numba parallel float32 sum over {self.buffer.nbytes / 2**30:.2f} GiB "
-            f"(kernels.membench.measure_stream), fastest of {len(self.medians)} medians of {STREAM_REPEATS} passes "
-            f"(between {min(self.medians) / 1e9:.1f} and {max(self.medians) / 1e9:.1f} GB/s), {threads} threads, "
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
+            f"(kernels.membench.measure_stream), median over {len(fastest)} places among the cases of each place's "
+            f"fastest of {rounds} rounds' medians of {STREAM_REPEATS} passes (places between {min(fastest) / 1e9:.1f} "
+            f"and {max(fastest) / 1e9:.1f} GB/s), {threads} threads, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
 
 
 def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tuple[float, str]]:
@@ -139,9 +152,12 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tu
     # and every other round backwards, so that a drift within a round biases neither set
     by_seq = sorted(cases, key=lambda c: c[1])
     bar = progress(total=ROUNDS * total, desc=what.strip(), unit="case")
+    places = set(StreamRounds.places(total))
     for rnd in range(ROUNDS):
-        stream.measure()
-        for c in (by_seq if rnd % 2 == 0 else by_seq[::-1]):
+        order = list(enumerate(by_seq)) if rnd % 2 == 0 else list(enumerate(by_seq))[::-1]
+        for i, c in order:
+            if i in places:
+                stream.measure(i)
             kern, S, r, k = c
             bar.set_postfix_str(f"{kern} S={S} r={r or '-'} k={k or '-'}", refresh=False)
             res = timing.time_call(kernel_call(kern, r, k, inputs[S]), tuple, WARMUP, max(5, max_reps // ROUNDS),
@@ -149,7 +165,6 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tu
             bar.update(1)
             if c not in best or res.median_s < best[c].median_s:
                 best[c] = res
-    stream.measure()
     del inputs
     bar.close()
     print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)

@@ -17,6 +17,7 @@ import numpy as np
 
 from sparq_sim.calibration.constants import Constants, spec_of
 from sparq_sim.calibration.model import evaluate, features
+from sparq_sim.calibration.store import bandwidth_share_per_thread
 from sparq_sim.errors import UserError
 from sparq_sim.implementations.published_common import kernel_phases
 
@@ -209,13 +210,6 @@ def host_ops_per_launch(measurements, constants, kind: str = "gpu") -> float | N
         if constants.has("host_ops", kern) and n:
             per_launch.append(constants.value("host_ops", kern) / n)
     return statistics.median(per_launch) if per_launch else None
-
-
-def bandwidth_share_per_thread(device, threads: int | None = None) -> float:
-    """A CPU thread's share of the read bandwidth measured with `threads` threads (all its cores
-    by default): derived from the machine the rows ran on, so a prediction for another measured
-    machine takes that machine's share, not the fitted one's."""
-    return device.bandwidth_Bps.value / (threads or int(device.compute_units.value))
 
 
 def predict_times(measurements, device, params, threads_default: int | None = None) -> np.ndarray:

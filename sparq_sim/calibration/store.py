@@ -9,8 +9,10 @@ from its hardware file (``constants_for``):
   and the A100-SXM4-40GB (``sparq-sim validate --measurements A10G.csv,A100.csv --fit
   --write-calibration ...``), unless the device has a calibration file of its own;
 * CPUs (kind = "cpu"): the local machine's constants (``local-cpu.toml``, fitted by
-  ``sparq-sim validate --local --calibrate``), per-thread bandwidth kept, the target's
-  sustained bandwidth capping the total.
+  ``sparq-sim validate --local --calibrate``); a machine whose read bandwidth was measured
+  (``--hw local``, a recorded run's ``machine.toml``) draws its own share of it per thread, any
+  other keeps the fitted per-thread bandwidth, the target's sustained bandwidth capping the total
+  (``on_device``).
 """
 
 from __future__ import annotations
@@ -86,12 +88,28 @@ def constants_for(device, path: str | Path | None = None) -> tuple[dict, str]:
     if cal["kind"] != device.kind:
         raise UserError(f"calibration file {cal['path']} holds {cal['kind']} constants ({cal['device']}); "
                         f"{device.name} is a {device.kind}: use a calibration of a {device.kind}")
-    params = values(cal)
+    params = on_device(values(cal), device)
     fitted = cal.get("meta", {}).get("devices", cal.get("device"))
     if cal.get("device") == device.name:
         return params, f"fitted on {device.name} ({cal['path']})"
     return params, (f"constants fitted on {fitted} ({cal['path']}), with {device.name}'s own physics "
                     f"(its hardware file: bandwidth, units, clock, latency, LLC, launch and host costs)")
+
+
+def bandwidth_share_per_thread(device, threads: int | None = None) -> float:
+    """A CPU thread's share of the read bandwidth measured with `threads` threads (all its cores
+    by default): derived from the machine the rows ran on, so a prediction for another measured
+    machine takes that machine's share, not the fitted one's."""
+    return device.bandwidth_Bps.value / (threads or int(device.compute_units.value))
+
+
+def on_device(params: dict, device, threads: int | None = None) -> dict:
+    """Constants as they apply on `device`: a CPU whose read bandwidth was measured (with
+    `threads` threads, all its units by default) draws its own share of it per thread, whichever
+    machine the constants were fitted on; elsewhere they apply unchanged."""
+    if device.kind != "cpu" or device.bandwidth_Bps.basis != "measured" or "per_thread_bw" not in params:
+        return params
+    return {**params, "per_thread_bw": bandwidth_share_per_thread(device, threads)}
 
 
 def today() -> str:

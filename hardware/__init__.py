@@ -27,6 +27,10 @@ from sparq_sim.schema import FigureField, Flag, Section, Strings, Table, Text, r
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("gpu", "cpu")
+# CPU core microarchitectures a hardware file may name (compute.core): code whose cost is counted in
+# core cycles or bounded by the core's out-of-order window (an implementation's measured figures)
+# is looked up by it; machine.cpu_core() names this machine's.
+CPU_CORES = ("zen3", "zen4", "sapphire-rapids")
 DTYPES = ("float32", "float16", "bfloat16", "float8", "int8")
 # Where a device has no unit for a dtype, arithmetic falls back to the wider format
 # (weights are dequantised on the fly).
@@ -62,6 +66,7 @@ class Compute(NamedTuple):
     clock_hz: Figure
     peak_flops: dict          # dtype -> Figure
     max_warps_per_unit: Figure | None = None    # GPUs only: resident warps one SM holds
+    core: str | None = None                      # CPUs: the core's microarchitecture (CPU_CORES)
 
 
 class Overheads(NamedTuple):
@@ -155,6 +160,7 @@ SECTIONS = Section({
         "peak_flops": Table(F("flop/s", 1e6, 1e18), keys=DTYPES, what="dtype", needs=("float32",)),
         "max_warps_per_unit": F("warps", 0, 1024, whole=True, required=False,
                                 doc="GPUs: resident warps per SM (its compute capability's limit)"),
+        "core": Text(CPU_CORES, required=False),                    # CPUs: the core's microarchitecture
     }, into=Compute),
     "overheads": Section({
         "launch_s": F("s", 0, 0.1, low_inclusive=True),
@@ -209,6 +215,7 @@ class Device:
     host_op_s: Figure
     graph_kernel_s: Figure | None = None
     max_warps_per_unit: Figure | None = None
+    core: str | None = None          # CPUs: the core's microarchitecture (CPU_CORES), where known
     peak_flops: dict = field(default_factory=dict)
     path: str = ""
     dram: Dram | None = None
@@ -226,7 +233,7 @@ class Device:
 
     @property
     def compute(self) -> Compute:
-        return Compute(self.compute_units, self.clock_hz, self.peak_flops, self.max_warps_per_unit)
+        return Compute(self.compute_units, self.clock_hz, self.peak_flops, self.max_warps_per_unit, self.core)
 
     @property
     def overheads(self) -> Overheads:
@@ -285,7 +292,7 @@ def parse_device(data: dict, path: str) -> Device:
                   host_op_s=d["host"].op_dispatch_s,
                   graph_kernel_s=overheads.graph_kernel_s if d["kind"] == "gpu" else None,
                   max_warps_per_unit=compute.max_warps_per_unit if d["kind"] == "gpu" else None,
-                  peak_flops=compute.peak_flops, path=path, dram=d["dram"], link=d["link"],
+                  core=compute.core if d["kind"] == "cpu" else None, peak_flops=compute.peak_flops, path=path, dram=d["dram"], link=d["link"],
                   calibration=d["calibration"] or {})
 
 
@@ -305,6 +312,7 @@ def file_data(device: Device) -> dict:
         "cache": figures(("llc_bytes", d.llc_bytes), ("bandwidth_Bps", d.llc_bandwidth_Bps)),
         "compute": {**figures(("units", d.compute_units), ("clock_hz", d.clock_hz),
                               ("max_warps_per_unit", d.max_warps_per_unit)),
+                    **({"core": d.core} if d.core is not None else {}),
                     "peak_flops": {k: v.to_dict() for k, v in d.peak_flops.items()}},
         "overheads": figures(("launch_s", d.launch_s), ("graph_kernel_s", d.graph_kernel_s)),
         "host": figures(("op_dispatch_s", d.host_op_s)),

@@ -9,7 +9,7 @@ the idle latency and the DRAM simulator's fitted ``[dram]`` figures. Everything 
 
 from __future__ import annotations
 
-from sparq_sim.machine import cpu_mhz_and_flags, cpu_model, llc_bytes, memory_bytes
+from sparq_sim.machine import cpu_core, cpu_mhz_and_flags, cpu_model, llc_bytes, memory_bytes
 from sparq_sim.schema import Figure
 
 from . import LOCAL_NAME, Device, parse_device
@@ -52,6 +52,7 @@ def machine_data(*, cores: int, date: str, bandwidth: Figure, latency: Figure = 
         "compute": {
             "units": Figure(cores, "measured", f"threads used by the benchmarks, {where}"),
             "clock_hz": Figure(mhz * 1e6, "measured", f"cpu MHz of /proc/cpuinfo, {date}"),
+            **({"core": cpu_core()} if cpu_core() else {}),
             "peak_flops": {dt: peak for dt in ("float32", "float16", "bfloat16")},
         },
         "overheads": {"launch_s": Figure(5e-6, "assumed", "assumed: cost of starting and joining one parallel region")},

@@ -26,6 +26,45 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
+# (vendor, family) -> [(first model, last model, core)]: the x86 CPUID signatures of the cores
+# hardware files may name (AMD's and Intel's published family/model numbers)
+CORE_SIGNATURES = {
+    ("AuthenticAMD", 25): [(0x00, 0x0F, "zen3"), (0x20, 0x2F, "zen3"), (0x40, 0x5F, "zen3"),
+                           (0x10, 0x1F, "zen4"), (0x60, 0x7F, "zen4"), (0xA0, 0xAF, "zen4")],
+    ("GenuineIntel", 6): [(0x8F, 0x8F, "sapphire-rapids")],
+}
+
+
+def cpu_signature(text: str | None = None) -> tuple[str, int, int] | None:
+    """(vendor, family, model) of the first core in /proc/cpuinfo (or `text`), None if not given."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    fields: dict = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:
+                break          # the end of the first core's block
+            continue
+        fields.setdefault(key.strip(), value.strip())
+    try:
+        return fields["vendor_id"], int(fields["cpu family"]), int(fields["model"])
+    except (KeyError, ValueError):
+        return None
+
+
+def cpu_core(text: str | None = None) -> str | None:
+    """This machine's core microarchitecture (a name of hardware.CPU_CORES), None if not known."""
+    sig = cpu_signature(text)
+    if sig is None:
+        return None
+    vendor, family, model = sig
+    return next((core for lo, hi, core in CORE_SIGNATURES.get((vendor, family), ()) if lo <= model <= hi), None)
+
+
 def guest_tsc_hz() -> float | None:
     """On a virtual machine (the ``hypervisor`` CPU flag), the ``cpu MHz`` of /proc/cpuinfo: the
     host's constant TSC rate as the guest is told it, which is the host CPU's nominal clock. None

@@ -75,3 +75,16 @@ def test_missing_source_is_an_error(tmp_path):
     path.write_text(text)
     with pytest.raises(UserError, match="compute.units: source is missing"):
         load_device(str(path))
+
+
+def test_cpu_core_is_one_of_the_known_and_selects_the_llama_cpp_op_figures(tmp_path):
+    from sparq_sim.implementations.llama_cpp import DEFAULT_CORE, OP_FIGURES, op_figures
+    assert load_device("epyc-7763").core == "zen3" and load_device("epyc-9654").core == "zen4"
+    assert load_device("h100-sxm").core is None
+    assert op_figures(load_device("epyc-9654")) is OP_FIGURES["zen4"]
+    assert op_figures(load_device("xeon-8480")) is OP_FIGURES[DEFAULT_CORE]     # not measured
+    text = (HERE / "epyc-7763.toml").read_text().replace('core = "zen3"', 'core = "zen9"')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"compute\.core.*zen3, zen4"):
+        load_device(str(path))

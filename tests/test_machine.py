@@ -38,3 +38,35 @@ def test_guest_tsc_clock(monkeypatch, tmp_path, flags, expected):
     monkeypatch.setattr(machine, "Path", lambda p: real(info) if p == "/proc/cpuinfo" else real(p))
     got = machine.guest_tsc_hz()
     assert got == (pytest.approx(expected) if expected else None)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: {vendor}
+cpu family\t: {family}
+model\t\t: {model}
+model name\t: {name}
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+"""
+
+
+@pytest.mark.parametrize("vendor, family, model, core", [
+    ("AuthenticAMD", 25, 1, "zen3"),          # Milan (EPYC 7003)
+    ("AuthenticAMD", 25, 17, "zen4"),         # Genoa (EPYC 9004)
+    ("AuthenticAMD", 25, 160, "zen4"),        # Bergamo / Siena
+    ("GenuineIntel", 6, 143, "sapphire-rapids"),
+    ("GenuineIntel", 6, 85, None),            # a core no hardware file names
+    ("AuthenticAMD", 23, 49, None),           # Zen 2
+])
+def test_cpu_core_from_the_first_cores_signature(vendor, family, model, core):
+    text = CPUINFO.format(vendor=vendor, family=family, model=model, name="x")
+    assert machine.cpu_signature(text) == (vendor, family, model)
+    assert machine.cpu_core(text) == core
+
+
+def test_cpu_core_unknown_without_a_signature():
+    assert machine.cpu_signature("processor\t: 0\nflags\t: fpu\n") is None
+    assert machine.cpu_core("") is None

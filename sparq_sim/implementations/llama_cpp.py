@@ -19,23 +19,29 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
   per 32 weights); other dtypes are stored as they are.
 * Dense attention is ggml's: K.q writes fp32 scores, the softmax reads them (``SOFTMAX_READS``
   times) and writes probabilities, V.p reads them (V is stored transposed, so it still streams).
+  ggml's matrix product first converts its second operand to the first's dot-product type (f16
+  for an f16 V) in a pass that splits only over that operand's rows per head: a decode step has
+  one such row, so one thread converts every head's S probabilities (fp32 read, f16 written,
+  V.p then reads the f16 copy) while the others wait at the op's barrier. ggml.c, mul_mat: in
+  early-2024 versions the conversion is the op's INIT task, run by thread 0 alone; later ones
+  split it as ``for (i11 = ith; i11 < ne11; i11 += nth)``, ne11 being the tokens (one).
 * SparQ op ("threads across heads", no reallocation: the C++ implementation drops step 3, so
   there is no value-mean traffic whatever the workload says, and it ranks raw scores, so there is
   no softmax over S): one thread takes one KV head (its query-head group) at a time and runs, in
   order, top-r, the r runs of the component-major K, the top-k selection, then the k rows of K
   and of V (V kept position-major), gathered one by one. Figures of that code are *measured* by
   ``python -m sparq_sim.kernels.bench_llamacpp`` (the op in C++, recorded in
-  validation/results/cpu-llamacpp.json): the selection (S (score, index) pairs in fresh scratch,
-  ``std::nth_element``) costs ``SELECT_FIXED_CYCLES_PER_POSITION`` per position plus
-  ``SELECT_CYCLES_PER_COMPARISON`` per comparison, timed at the device's clock, and its
+  validation/results/cpu-llamacpp.json and cpu-llamacpp-zen4.json): the selection (S (score, index) pairs in fresh scratch,
+  ``std::nth_element``) costs fixed cycles per position plus cycles per comparison, timed at the
+  device's clock (both measured per core microarchitecture, ``OP_FIGURES``), and its
   comparisons vary from head to head: the op's barrier waits for its slowest thread, whose
   comparisons per position are the measured expected largest of the busy threads'
-  (``selection_comparisons``); and the gathered rows keep only ``GATHER_ROWS_IN_FLIGHT`` DRAM
+  (``selection_comparisons``); and the gathered rows keep only the core's measured rows-in-flight DRAM
   accesses going, so 2k rows take at least 2k x the device's DRAM latency / that, times how
   much longer a row takes with every busy thread gathering at once than with one (the device's
   DRAM simulator, handed in by ``predict``: ``with_row_latency``). On the
-  measuring machine the op took what its parts add up to (step 1 + selection + gathers, +6% to
-  +18%): the parts run one after another, and every thread starts its head together after the
+  measuring machines the op took what its parts add up to (step 1 + selection + gathers, +6% to
+  +18% on Zen 3, +5% to +22% on Zen 4): the parts run one after another, and every thread starts its head together after the
   op's barrier, so the threads select while DRAM idles and the selection adds to the op's
   memory time.
 * The bandwidth shortfall (threads, per-thread ceiling, idle threads in the last round) and the
@@ -47,6 +53,7 @@ What is modelled (every constant below is an assumption, basis "assumed", unless
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from sparq_sim.errors import UserError
 from sparq_sim.implementations import base
@@ -58,21 +65,49 @@ Q8_0_BYTES_PER_WEIGHT = 34 / 32   # llama.cpp Q8_0 block layout (ggml-common.h: 
 DENSE_OPS_PER_LAYER = 22          # assumed: ops of llama.cpp's Llama layer graph that do work
 SOFTMAX_READS = 2                 # assumed: ggml's softmax reads its row for the max, then to exponentiate
 SCORE_BYTES = 4                   # fp32 scores and probabilities
+HALF_BYTES = 2                    # f16: V's dot-product type, the probabilities are converted to it
 SOFTMAX_S_PER_ELEMENT = 1.5e-9    # assumed: vectorised exp, max and sum, about 4 cycles per element
-# measured (validation/results/cpu-llamacpp.json, bench_llamacpp, one thread of a Zen 3 AMD EPYC guest
-# at its 2.45 GHz TSC clock, g++ -O3): one head's selection costs, per position of S, the scratch pairs'
-# fixed cycles plus cycles per comparison of std::nth_element (a least-squares line over 2,400 calls on
-# different heads' scores at S = 16k-128k, k = S/12; 25.3 cycles per position on average) ...
-SELECT_FIXED_CYCLES_PER_POSITION = 6.11
-SELECT_CYCLES_PER_COMPARISON = 8.58
-# ... and its comparisons per position vary from head to head (p10-p90 of the calls' cycles: 16.5-32.4):
-# the expected largest of n heads' (a property of the algorithm on scores in random order; the op's
-# threads each take a head and its barrier waits for the slowest)
+# measured by bench_llamacpp, one thread, g++ -O3, cycles at the guest's nominal (TSC) clock: one head's
+# selection costs, per position of S, the scratch pairs' fixed cycles plus cycles per comparison of
+# std::nth_element (a least-squares line over 2,400 calls on different heads' scores at S = 16k-128k,
+# k = S/12), and of the rows the op gathers one by one, how many are in flight (pointer-chase latency
+# x rows / gather time, the median of S = 16k-128k, each the median of 5 rounds). Both hang on the
+# core (its branch predictor and out-of-order window), so they are kept per core microarchitecture
+# (the hardware file's compute.core); a core not measured takes DEFAULT_CORE's.
+
+
+@dataclass(frozen=True)
+class OpFigures:
+    """The measured figures of the fork's SparQ op on one core microarchitecture."""
+    select_fixed_cycles_per_position: float
+    select_cycles_per_comparison: float
+    gather_rows_in_flight: float
+    source: str
+
+
+OP_FIGURES = {
+    # Zen 3 AMD EPYC guest at 2.45 GHz (validation/results/cpu-llamacpp.json): 25.3 cycles per position
+    # on average; rows in flight 2.43, 2.30, 2.40, 2.38 at 16k-128k
+    "zen3": OpFigures(6.11, 8.58, 2.39, "measured: bench_llamacpp on a Zen 3 AMD EPYC guest, 2026-12-02 "
+                                         "(validation/results/cpu-llamacpp.json)"),
+    # Zen 4 AMD EPYC guest (family 25, model 17: Genoa) at 2.60 GHz (validation/results/cpu-llamacpp-zen4.json):
+    # 22.9 cycles per position on average; rows in flight 2.69, 3.17, 2.50, 2.91 at 16k-128k
+    "zen4": OpFigures(5.72, 7.77, 2.80, "measured: bench_llamacpp on a Zen 4 AMD EPYC guest, 2026-12-02 "
+                                         "(validation/results/cpu-llamacpp-zen4.json)"),
+}
+DEFAULT_CORE = "zen3"   # the first core measured; an Intel Xeon guest, not recorded, kept 1.47 rows in flight
+# The selection's comparisons per position vary from head to head (p10-p90 of the calls' cycles: 16.5-32.4
+# on Zen 3, 14.6-29.6 on Zen 4): the expected largest of n heads' (a property of the algorithm on scores in
+# random order, counted, not timed: the same on every core; the op's threads each take a head and its
+# barrier waits for the slowest)
 SELECT_COMPARISONS_SLOWEST_OF = {1: 2.234, 2: 2.566, 4: 2.880, 8: 3.167, 16: 3.428, 32: 3.669, 64: 3.902}
-# ... and of the rows the op gathers one by one, how many are in flight: pointer-chase latency x rows /
-# gather time, 2.43, 2.30, 2.40 and 2.38 at 16k-128k (each the median of 5 rounds; 1.47 on an Intel
-# Xeon guest, whose out-of-order window holds fewer)
-GATHER_ROWS_IN_FLIGHT = 2.39
+
+
+def op_figures(device) -> OpFigures:
+    """The op's measured figures for `device`'s core (DEFAULT_CORE's where it has none measured)."""
+    return OP_FIGURES.get(getattr(device, "core", None), OP_FIGURES[DEFAULT_CORE])
+
+
 SCORE_OPS = 5
 
 
@@ -131,12 +166,13 @@ class LlamaCpp:
 
     def _load_factor(self, device, threads: int, row_bytes: int) -> float:
         """How much longer a gathered row takes with `threads` threads gathering at once than with
-        one (each keeps GATHER_ROWS_IN_FLIGHT rows going): the device's loaded latency, where a
+        one (each keeps the core's measured rows in flight going): the device's loaded latency, where a
         row latency is given and knows the device, else 1."""
         if self.row_latency is None or threads <= 1:
             return 1.0
-        one = self.row_latency(device, round(GATHER_ROWS_IN_FLIGHT), row_bytes)
-        many = self.row_latency(device, round(threads * GATHER_ROWS_IN_FLIGHT), row_bytes)
+        in_flight = op_figures(device).gather_rows_in_flight
+        one = self.row_latency(device, round(in_flight), row_bytes)
+        many = self.row_latency(device, round(threads * in_flight), row_bytes)
         return max(1.0, many / one) if one and many else 1.0
 
     # -- how long work takes on the threads -------------------------------------------------------
@@ -180,7 +216,8 @@ class LlamaCpp:
             gathered_bytes, gathered_rows = gathered
             if gathered_rows:
                 loaded = self._load_factor(device, active, round(gathered_bytes / gathered_rows))
-                latency_bound = gathered_rows / items * device.dram_latency_s.value / GATHER_ROWS_IN_FLIGHT * loaded
+                latency_bound = (gathered_rows / items * device.dram_latency_s.value
+                                 / op_figures(device).gather_rows_in_flight * loaded)
                 streaming += max(0.0, latency_bound - gathered_bytes / items / per_item_bw)
             own = rounds * (streaming + serial_per_item if serial_after_memory
                             else max(streaming, serial_per_item))
@@ -213,7 +250,11 @@ class LlamaCpp:
                                                 Access(STREAM, nq, score_row, write=True, what="probs")),
                             flops=float(SCORE_OPS * s.seq * nq), items=nq,
                             serial=SOFTMAX_S_PER_ELEMENT * s.seq, ops=L),
-                self._phase(device, "values", (probs, base.stream_all(s, "V"), base.write_out(s)),
+                self._phase(device, "probs_to_f16", (probs, Access(STREAM, nq, s.seq * HALF_BYTES, write=True,
+                                                                   what="probs (f16)")),
+                            items=L, ops=L),
+                self._phase(device, "values", (Access(STREAM, nq, s.seq * HALF_BYTES, what="probs (f16)"),
+                                               base.stream_all(s, "V"), base.write_out(s)),
                             flops=2.0 * s.head_dim * s.seq * nq, ops=L),
                 self._phase(device, "kv_append", base.cache_append(s, "once").accesses, ops=2 * L,
                             in_formula=False),
@@ -231,7 +272,9 @@ class LlamaCpp:
         if device is not None:
             active, rounds = heads_per_thread(self._threads(device), s.kv_instances, L)
             comparisons = selection_comparisons(active, rounds * g)
-            cycles = s.seq * (rounds * g * SELECT_FIXED_CYCLES_PER_POSITION + comparisons * SELECT_CYCLES_PER_COMPARISON)
+            op = op_figures(device)
+            cycles = s.seq * (rounds * g * op.select_fixed_cycles_per_position
+                              + comparisons * op.select_cycles_per_comparison)
             serial = cycles / device.clock_hz.value / rounds + g * s.k * SOFTMAX_S_PER_ELEMENT
         return [
             self._phase(device, "sparq_op", accesses, flops=flops, items=s.kv_instances, serial=serial,

@@ -143,6 +143,9 @@ def test_calibrated_cpu_estimate_reports_the_cross_cpu_error(cli):
     assert code == 0, err
     error = json.loads(out)["error"]
     assert error["median_abs_pct"] > 0 and "fitted on one CPU" in error["source"]
+    code, out, err = cli("predict", "--hw", "epyc-7763", "--impl", "published-torch", "--timing", "calibrated",
+                         "--seq", "8k")
+    assert code == 0 and "measured on a CPU it was not fitted on" in out and "on a GPU" not in out
     # the same kernels timed by the roofline were never checked across CPUs
     code, out, err = cli("predict", "--hw", "epyc-7763", "--impl", "published-torch", "--timing", "roofline",
                          "--seq", "8k", "--format", "json")

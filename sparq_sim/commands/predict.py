@@ -182,7 +182,7 @@ def accuracy_lines(p) -> list[str]:
     if e.get("median_abs_pct") is None:
         lines.append(f"error of this estimate: {e['source']}")
     else:
-        lines.append(f"error of this estimate (measured on a GPU it was not fitted on): time per call median "
+        lines.append(f"error of this estimate (measured on a {p.device.kind.upper()} it was not fitted on): time per call median "
                      f"{e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%; speedup median "
                      f"{e['speedup_median_abs_pct']:.1f}%, p90 {e['speedup_p90_abs_pct']:.1f}%")
         lines += [f"end to end, {accuracy.describe(c)}" for c in e.get("end_to_end", [])]

@@ -114,6 +114,18 @@ def measure_stream(a: np.ndarray, repeats: int = 7) -> dict:
     return {**_summary(a.nbytes, res), "timing": res}
 
 
+def _scores(q, K):
+    return q @ K.transpose(-1, -2)
+
+
+def measure_framework_matmul(K, q, repeats: int = 7) -> dict:
+    """Read rate of PyTorch's batched matrix-vector product over K (heads, positions, d): the
+    score product q @ K^T of the eager attention kernels (attn-torch), one warm-up then `repeats`;
+    the rate the framework's math library draws from memory on this machine, beside the stream."""
+    res = _timed(_scores, q, K, repeats=repeats)
+    return {**_summary(K.numel() * K.element_size(), res), "timing": res}
+
+
 def measure_gather(a: np.ndarray, row_bytes: int, total_bytes: int = 1 << 28, repeats: int = 7,
                    seed: int = 12345) -> dict:
     row_elems = row_bytes // 8

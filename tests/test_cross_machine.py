@@ -151,3 +151,29 @@ def test_calibrated_cpu_estimate_reports_the_cross_cpu_error(cli):
                          "--seq", "8k", "--format", "json")
     assert code == 0, err
     assert json.loads(out)["error"]["median_abs_pct"] is None
+
+
+def test_stream_rounds_also_time_the_frameworks_matmul_on_the_same_buffer(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from sparq_sim.validation import runs
+    monkeypatch.setattr(runs, "STREAM_MIN_BYTES", 1 << 16)
+    rounds = runs.StreamRounds(llc=1 << 10)
+    assert rounds.K.shape == (runs.MATMUL_HEADS, (1 << 14) // runs.MATMUL_ROW, runs.MATMUL_D)
+    assert rounds.K.data_ptr() == rounds.buffer.ctypes.data          # the stream's buffer, not a copy
+    assert isinstance(rounds.K, torch.Tensor)
+    for place in (0, 5):
+        rounds.measure(place)
+    bps, how = rounds.matmul_result(threads=2)
+    assert bps > 0 and "q @ K^T" in how and "median over 2 places" in how
+    assert runs.StreamRounds(llc=1 << 10, matmul=False).matmul_result(2) is None
+
+
+def test_machine_file_records_the_frameworks_matmul_rate(tmp_path):
+    from sparq_sim.validation.local import with_framework_matmul
+    device = load_device(read_measurements(_recorded_folder(tmp_path, "a") / "runs.csv")[0].hardware)
+    assert with_framework_matmul(device, None) is device
+    marked = with_framework_matmul(device, (10.6e9, "measured in the timing rounds"))
+    back = parse_device(tomllib.loads(schema.dumps(file_data(marked))), "m.toml")
+    assert back.calibration["framework_matmul_Bps"].value == 10.6e9
+    assert back.calibration["framework_matmul_Bps"].basis == "measured"
+    assert back.bandwidth_Bps == device.bandwidth_Bps

@@ -181,8 +181,9 @@ def test_plan_plot_when_nothing_fits(cli, tmp_path):
 
 
 def _fake_local_rows(cases):
-    """Rows, notes and stream bandwidth as validate --local's measurement gives them (made up:
-    1 ms per call, 20 GB/s)."""
+    """Rows, notes and the in-round rates as validate --local's measurement gives them (made up:
+    1 ms per call, a 20 GB/s stream, a 7 GB/s framework matmul)."""
+    from sparq_sim.validation.runs import RoundRates
     rows = []
     for kern, S, r, k in cases:
         rows.append({"device_name": "local: test CPU (2 threads)", "device": "cpu", "dtype": "float32",
@@ -191,7 +192,7 @@ def _fake_local_rows(cases):
                      "store_k_twice": "false" if r is None or kern.endswith("oneK") else "true",
                      "duration_s": "0.001", "duration_stderr_s": "", "reps": 5, "warmup": 1,
                      "torch_version": ""})
-    return rows, [], (20e9, "test stream")
+    return rows, [], RoundRates((20e9, "test stream"), (7e9, "test matmul"))
 
 
 def test_validate_local_failing_plot_leaves_nothing(cli, tmp_path, monkeypatch):
@@ -220,7 +221,8 @@ def test_validate_local_failing_plot_leaves_nothing(cli, tmp_path, monkeypatch):
                                   "w/summary.md", "w/validate.png"]
     # the machine the runs were timed on, as the runs found it
     from sparq_sim.hardware import load_device
-    assert load_device(tmp_path / "w" / "machine.toml").bandwidth_Bps.value == 20e9
+    machine = load_device(tmp_path / "w" / "machine.toml")
+    assert machine.bandwidth_Bps.value == 20e9 and machine.calibration["framework_matmul_Bps"].value == 7e9
 
 
 @needs_proc

@@ -23,20 +23,21 @@ from sparq_sim.validation.machine_match import (BANDWIDTH_TOLERANCE, calibration
 from sparq_sim.validation.runs import measure, to_measurements
 
 
-def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dict, list, list, list]:
+def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dict, list, list, list, object]:
     """Run the calibration microbenchmarks and write a local calibration file.
 
     Cases in `also` (the validation cases) are measured in the same rounds, so calibration and
     validation see the same machine conditions; they are returned, never fitted on.
-    Returns (params, fit report, calibration rows, rows of `also`, notes)."""
+    Returns (params, fit report, calibration rows, rows of `also`, notes, the rates timed beside
+    them: runs.RoundRates)."""
     from sparq_sim.calibration import calibrate
     from sparq_sim.calibration.local import local_device
     from sparq_sim.machine import cpu_model
     cal_cases = calibration_cases(quick)
-    all_rows, notes, (bw, src) = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
-                                         "measuring  " if also else "calibrating")
+    all_rows, notes, rates = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
+                                     "measuring  " if also else "calibrating")
     local_device.cache_clear()
-    device = local_device(bw, src)
+    device = local_device(*rates.stream)
     src = device.bandwidth_Bps.source
     labels = set(cal_cases)
     rows = [row for row in all_rows if case_of(row) in labels]
@@ -47,7 +48,7 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
                             family="cpu", threads_default=threads,
                             # what identifies this machine (calibration_mismatch), and the bandwidth's source
                             meta={**machine_facts(), "threads": threads, "bandwidth_source": src})
-    return params, rep, rows, other, notes
+    return params, rep, rows, other, notes, rates
 
 
 def _needs_calibrating(cal_path: Path, threads: int) -> bool:
@@ -103,19 +104,31 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
     if calibrate:
         import tempfile
         tmp_cal = Path(tempfile.mkdtemp()) / "local-cpu.toml"
-        _, _, cal_rows, rows, notes = calibrate_local(threads, quick, tmp_cal, also=validation_cases(quick))
+        _, _, cal_rows, rows, notes, rates = calibrate_local(threads, quick, tmp_cal, also=validation_cases(quick))
         cal_path = tmp_cal
     cal = store.load(cal_path)
     local_device.cache_clear()
     device = local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", "")))
-    machine = device    # the machine as the runs found it: with a calibration's rounds, the same figures
     if not cal_rows:
-        rows, notes, stream = measure(validation_cases(quick), threads, quick, "validating ")
-        machine = local_device(*stream)
+        rows, notes, rates = measure(validation_cases(quick), threads, quick, "validating ")
+    # the machine as the runs found it (with a calibration's rounds, the device's own figures)
+    machine = with_framework_matmul(local_device(*rates.stream), rates.matmul)
     report = _report(to_measurements(rows), fit, quick, threads, device, cal, cal_path)
     local_files.write_all(out, plot, report, rows, _environment(threads, device), notes,
                           calibration_rows=cal_rows, calibration_path=cal_path, machine=machine)
     return report
+
+
+def with_framework_matmul(device, matmul):
+    """`device` with the framework's measured matmul read rate among its [calibration] extras
+    (recorded in machine.toml beside the runs; the cost model does not read it)."""
+    if matmul is None:
+        return device
+    from dataclasses import replace
+
+    from sparq_sim.schema import Figure
+    bps, how = matmul
+    return replace(device, calibration={**device.calibration, "framework_matmul_Bps": Figure(float(bps), "measured", how)})
 
 
 def _environment(threads, device) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 from sparq_sim.validation.cases import BATCH, DTYPE, HEAD_DIM, HEADS, IMPL
 
@@ -27,6 +28,8 @@ WARMUP = 2    # untimed calls per case and round
 STREAM_REPEATS = 5          # timed passes of the stream read per measurement
 STREAM_MIN_BYTES = 1 << 30  # its buffer: at least this, and 4 x the LLC
 STREAM_PLACES = 8           # places among a round's cases where the stream read is timed
+MATMUL_HEADS, MATMUL_D = 8, 128    # the framework matmul's keys: the eager kernels' heads and d_h
+MATMUL_ROW = MATMUL_HEADS * MATMUL_D
 
 
 def available(kernels) -> tuple[set, list]:
@@ -96,10 +99,18 @@ class StreamRounds:
     keeps its fastest round's median, as the cases around it keep theirs, and the figure is the
     median over the places (one fast spell of the shared VM moves one place, not the figure)."""
 
-    def __init__(self, llc: int):
+    def __init__(self, llc: int, matmul: bool = True):
         import numpy as np
-        self.buffer = np.ones(max(STREAM_MIN_BYTES, 4 * llc) // 4, np.float32)
+        floats = max(STREAM_MIN_BYTES, 4 * llc) // 4 // MATMUL_ROW * MATMUL_ROW
+        self.buffer = np.ones(floats, np.float32)
         self.medians: dict[int, list[float]] = {}
+        self.matmul_medians: dict[int, list[float]] = {}
+        self.K = self.q = None
+        if matmul:
+            # the same buffer as the keys of MATMUL_HEADS heads of MATMUL_D components (no copy)
+            import torch
+            self.K = torch.from_numpy(self.buffer).view(MATMUL_HEADS, -1, MATMUL_D)
+            self.q = torch.ones(MATMUL_HEADS, 1, MATMUL_D)
 
     @staticmethod
     def places(cases: int, places: int = STREAM_PLACES) -> list[int]:
@@ -108,24 +119,45 @@ class StreamRounds:
         return [i * cases // n for i in range(n)]
 
     def measure(self, place: int) -> None:
-        from sparq_sim.kernels.membench import measure_stream
+        from sparq_sim.kernels.membench import measure_framework_matmul, measure_stream
         self.medians.setdefault(place, []).append(measure_stream(self.buffer, STREAM_REPEATS)["median_Bps"])
+        if self.K is not None:
+            self.matmul_medians.setdefault(place, []).append(
+                measure_framework_matmul(self.K, self.q, STREAM_REPEATS)["median_Bps"])
 
     def result(self, threads: int) -> tuple[float, str]:
         """(bytes/s, how it was measured), as the local calibration stores it."""
+        return self._figure(self.medians, threads, "numba parallel float32 sum", "kernels.membench.measure_stream")
+
+    def matmul_result(self, threads: int) -> tuple[float, str] | None:
+        """PyTorch's batched matrix-vector read rate, kept the same way (None when not measured)."""
+        if not self.matmul_medians:
+            return None
+        return self._figure(self.matmul_medians, threads,
+                            f"PyTorch float32 q @ K^T, {MATMUL_HEADS} heads x {MATMUL_D} components",
+                            "kernels.membench.measure_framework_matmul")
+
+    def _figure(self, medians: dict, threads: int, what: str, where: str) -> tuple[float, str]:
         import statistics
-        fastest = [max(v) for v in self.medians.values()]
-        rounds = max(len(v) for v in self.medians.values())
+        fastest = [max(v) for v in medians.values()]
+        rounds = max(len(v) for v in medians.values())
         return statistics.median(fastest), (
-            f"measured in the timing rounds: numba parallel float32 sum over {self.buffer.nbytes / 2**30:.2f} GiB "
-            f"(kernels.membench.measure_stream), median over {len(fastest)} places among the cases of each place's "
+            f"measured in the timing rounds: {what} over {self.buffer.nbytes / 2**30:.2f} GiB "
+            f"({where}), median over {len(fastest)} places among the cases of each place's "
             f"fastest of {rounds} rounds' medians of {STREAM_REPEATS} passes (places between {min(fastest) / 1e9:.1f} "
             f"and {max(fastest) / 1e9:.1f} GB/s), {threads} threads, {time.strftime('%Y-%m-%dT%H:%M:%S%z')}")
 
 
-def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tuple[float, str]]:
+@dataclass(frozen=True)
+class RoundRates:
+    """What was timed beside the cases, in the same rounds: (bytes/s, how) each."""
+    stream: tuple[float, str]                  # the stream read (the constants are relative to it)
+    matmul: tuple[float, str] | None = None    # PyTorch's batched matrix-vector product's read rate
+
+
+def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, RoundRates]:
     """Run the cases; returns measurement rows (schema dicts, in the order of `cases`), notes, and
-    the stream read bandwidth timed in the same rounds (bytes/s, how).
+    the rates timed in the same rounds (the stream read, the framework's matmul).
 
     ``ROUNDS`` rounds, each over every case of every S (ordered by S, every other round backwards),
     with all inputs kept alive: a slow spell
@@ -170,7 +202,8 @@ def measure(cases, threads: int, quick: bool, what: str) -> tuple[list, list, tu
     print(f"{what.strip()}: {total} cases x {ROUNDS} rounds in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     import torch
     device_name = f"local: {cpu_model()} ({threads} threads)"
-    return [_row(c, best[c], device_name, torch.__version__) for c in cases], notes, stream.result(threads)
+    rates = RoundRates(stream.result(threads), stream.matmul_result(threads))
+    return [_row(c, best[c], device_name, torch.__version__) for c in cases], notes, rates
 
 
 def _row(case, res, device_name: str, torch_version: str) -> dict:

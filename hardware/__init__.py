@@ -11,7 +11,10 @@ replaced by a measurement). ``SECTIONS`` is the file's schema (sparq_sim.schema)
 with its unit and plausible range; a key it does not know is an error. ``Device`` holds every
 section typed: the figures the cost model reads as fields, ``memory``, ``cache``, ``compute``,
 ``overheads`` and ``host`` as views of them, ``dram`` (the DRAM simulator's parameters),
-``link`` (tensor parallelism, optional) and ``calibration`` (measured or fitted extras).
+``link`` (tensor parallelism, optional) and ``calibration`` (measured or fitted extras). A CPU's
+``compute.core`` (optional, one of ``CPU_CORES``) names its core microarchitecture: figures of an
+implementation measured in core cycles or bounded by the core's out-of-order window are kept per
+core and looked up by it.
 """
 
 from __future__ import annotations

@@ -221,3 +221,39 @@ def test_fit_reports_constants_the_rows_do_not_pin():
     flat = _flat_from(residuals, x, residuals(x), jac, np.array([-5.0, -5.0, -5.0]), ["a", "b", "c"])
     assert set(flat) == {"b", "c"} and flat["c"] is None
     assert flat["b"] == pytest.approx(np.exp(2.0), rel=1e-3)
+
+
+EPYC = load_device("epyc-7763")     # 64 cores, 204.8 GB/s x 0.78 sustained
+
+
+def _cpu_time(phase, device, threads, **constants):
+    f = features([[phase]], device.granularity, None, [threads])
+    base = {**QUIET, "per_thread_bw": 20e9}
+    return float(evaluate(f, {**base, **constants}, device)[0])
+
+
+def test_cpu_blas_families_take_a_share_of_the_frameworks_matmul_rate():
+    """On a CPU the framework's matrix products run at its math library's rate, measured on the
+    machine (calibration.framework_matmul_Bps, timed with all its threads): 1 GB at 0.5 x 40 GB/s
+    with every core, at half of that with half the cores; other families keep the stream share."""
+    measured = replace(EPYC, calibration={"framework_matmul_Bps": Figure(40e9, "measured", "test")})
+    blas = KernelPhase("scores", _stream(1e9), family="eager-matmul")
+    c = {"bw_factor.eager-matmul": 0.5, "bw_factor.eager": 0.8}
+    assert _cpu_time(blas, measured, 64, **c) == pytest.approx(1e9 / (40e9 * 0.5))
+    assert _cpu_time(blas, measured, 32, **c) == pytest.approx(1e9 / (20e9 * 0.5))
+    sdpa = replace(blas, family="sdpa-nn")
+    assert _cpu_time(sdpa, measured, 64, **{"bw_factor.sdpa-nn": 0.25}) == pytest.approx(1e9 / (40e9 * 0.25))
+    loop = replace(blas, family="eager")
+    assert _cpu_time(loop, measured, 64, **c) == pytest.approx(1e9 / (204.8e9 * 0.78 * 0.8))
+
+
+def test_cpu_without_a_measured_matmul_rate_takes_the_fitted_machines_share():
+    """A datasheet CPU: its bandwidth for the call's threads (sustained, or threads x per-thread
+    bandwidth below saturation) times the fitted machines' matmul-to-stream ratio; without that
+    ratio the BLAS families keep their stream share."""
+    blas = KernelPhase("scores", _stream(1e9), family="eager-matmul")
+    c = {"bw_factor.eager-matmul": 0.5, "framework_matmul_share": 0.4}
+    assert _cpu_time(blas, EPYC, 64, **c) == pytest.approx(1e9 / (204.8e9 * 0.78 * 0.4 * 0.5))
+    assert _cpu_time(blas, EPYC, 4, **c) == pytest.approx(1e9 / (4 * 20e9 * 0.4 * 0.5))
+    assert _cpu_time(blas, EPYC, 64, **{"bw_factor.eager-matmul": 0.5}) == \
+        pytest.approx(1e9 / (204.8e9 * 0.78 * 0.5))

@@ -37,6 +37,9 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     if "per_thread_bw" in params:
         sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "
                                                + device.bandwidth_Bps.source)
+    if "framework_matmul_share" in params:
+        sources["framework_matmul_share"] = ("derived", "the fitted machines' framework matmul read rate over their "
+                                                        "stream rate (calibration.framework_matmul_Bps / bandwidth_Bps)")
     if "host_ops_per_launch" in params and "host_ops_per_launch" not in report["fitted"]:
         sources["host_ops_per_launch"] = ("derived", f"median over fitted kernels of host_ops / launches; {source}")
     meta = {**(meta or {}), "fitted_on": fitted_on, "devices": ", ".join(sorted(devices)), "rows": len(rows),

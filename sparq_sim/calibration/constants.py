@@ -66,10 +66,14 @@ SPECS: dict[str, Spec] = {
     "topk_programs_per_unit": Spec("programs", "top-k programs one unit runs at once", 2.0, 0.1, 64.0),
     "compute_eff": Spec("fraction", "share of peak arithmetic a family reaches (fitted on CPUs; GPUs reach "
                         "peak, their attention arithmetic never binds)", 0.2, 1e-4, 1.0, per="family", absent=1.0),
-    "bw_factor": Spec("fraction", "share of the measured stream bandwidth code of this family draws (CPUs)",
+    "bw_factor": Spec("fraction", "share of the measured stream bandwidth code of this family draws (CPUs; "
+                      "the BLAS families: of the framework's matmul read rate)",
                       0.7, 0.05, 1.2, per="family", absent=1.0),
     "per_thread_bw": Spec("B/s", "bandwidth one CPU thread can draw (derived: measured bandwidth / threads)",
                           1e10, 1e8, 1e12),
+    "framework_matmul_share": Spec("fraction", "the fitted machines' framework matmul read rate over their "
+                                   "stream rate (derived): the reference of the BLAS families on a CPU "
+                                   "whose own rate was not measured", 0.5, 1e-3, 2.0),
 }
 # scattered loads of these CPU loop structures have a rate of their own: issue_per_cycle.<family>.<kind>
 SCATTER_KINDS = ("lastdim", "rows")

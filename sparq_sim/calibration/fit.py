@@ -12,6 +12,7 @@ physics. Positive constants are fitted in log space within physical bounds.
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 
@@ -43,6 +44,8 @@ CPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "launch_factor", "s
               "bw_factor.eager-matmul", "compute_eff.eager-matmul")
 CPU_FIXED = {"overlap_p": (1.0, "derived", "fixed at 1 on CPUs: the host is the device, host and work times add")}
 HOST_RANGE = (1e-3, 1e5)   # host_ops bounds, in units of the device's host_op_s
+CPU_STARTS = (0.5, 1.0, 1.5)   # CPU fits start from these multiples of the shares' initial values
+SHARE_PREFIXES = ("eff.", "bw_factor.")   # the bandwidth shares
 
 
 def _bounds(name: str) -> tuple[float, float, float]:
@@ -112,6 +115,9 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
         # it is degenerate with eff.stream on one machine; kept so other thread counts scale).
         d = next(iter(devices.values()))
         fixed_values.setdefault("per_thread_bw", bandwidth_share_per_thread(d, threads_default))
+        share = framework_matmul_share(devices.values())
+        if share is not None:
+            fixed_values.setdefault("framework_matmul_share", share)
     for name in fixed_values:
         spec.pop(name, None)
     names = list(spec)
@@ -136,11 +142,16 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
     if kind == "cpu":
         # CPU fits start far from the optimum (host times vs. memory terms trade off) and stall in
         # local minima: a plain least-squares pass first, so the robust pass does not stall in its
-        # flat far-out region, each with unit and with Jacobian scaling of the constants; the fit
-        # keeps the lower cost (one recorded CPU fit stopped at 0.21 rms log error with unit
-        # scaling, at 0.095 with Jacobian scaling).
-        tries = [robust(least_squares(residuals, x0, bounds=(lo, hi), loss="linear", x_scale=s, max_nfev=3000).x, s)
-                 for s in (1.0, "jac")]
+        # flat far-out region, each with unit and with Jacobian scaling of the constants, from
+        # CPU_STARTS scalings of the bandwidth shares' initial values; the fit keeps the lowest
+        # cost (one recorded CPU fit stopped at 0.21 rms log error from the initial values alone,
+        # at 0.095 from half of them).
+        tries = []
+        for scale in CPU_STARTS:
+            start = np.clip(x0 + np.array([math.log(scale) if n.startswith(SHARE_PREFIXES) else 0.0 for n in names]),
+                            lo + 1e-9, hi - 1e-9)
+            tries += [robust(least_squares(residuals, start, bounds=(lo, hi), loss="linear", x_scale=s,
+                                           max_nfev=3000).x, s) for s in (1.0, "jac")]
         result = min(tries, key=lambda r: r.cost)
     else:
         result = robust(x0, 1.0)
@@ -210,6 +221,18 @@ def host_ops_per_launch(measurements, constants, kind: str = "gpu") -> float | N
         if constants.has("host_ops", kern) and n:
             per_launch.append(constants.value("host_ops", kern) / n)
     return statistics.median(per_launch) if per_launch else None
+
+
+def framework_matmul_share(devices) -> float | None:
+    """The fitted machines' framework matmul read rate over their stream rate (the median), for CPUs
+    whose own was not measured; None unless every machine has the figure."""
+    shares = []
+    for d in devices:
+        figure = d.calibration.get("framework_matmul_Bps") if d.calibration else None
+        if figure is None:
+            return None
+        shares.append(figure.value / d.bandwidth_Bps.value)
+    return statistics.median(shares) if shares else None
 
 
 def predict_times(measurements, device, params, threads_default: int | None = None) -> np.ndarray:

@@ -24,7 +24,9 @@ The smooth maximum (exponent p) says the host issues work asynchronously: a call
 at small sizes, device-bound at large ones, partly overlapped between. On CPUs the host *is* the
 device: p = 1 (plain sum), units are the threads (at most the cores), and bandwidth is
 min(sustained * eff, threads * per_thread_bw * eff), sustained being the measured stream rate
-here and datasheet x achievable fraction elsewhere.
+here and datasheet x achievable fraction elsewhere. The framework's BLAS calls (``eager-matmul``,
+``sdpa-nn``) draw their share of the machine's framework matmul rate instead (its math library's
+rate on that core; ``framework_matmul_rate``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparq_sim.calibration.constants import Constants
-from sparq_sim.implementations.families import ScatterBound, resident_programs, scatter_bound
+from sparq_sim.implementations.families import ScatterBound, is_blas, resident_programs, scatter_bound
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
 PATTERN_INDEX = {STREAM: 0, GATHER: 1, SPARSE_ROWS: 2}
@@ -117,6 +119,23 @@ def _per_family(c: Constants, base: str, f: CallFeatures) -> np.ndarray:
     return np.array([c.value(base, fam) for fam, _ in keys], dtype=float)[index]
 
 
+def framework_matmul_rate(f: CallFeatures, c: Constants, device) -> np.ndarray | None:
+    """Per phase, the read rate of the framework's matrix products on a CPU (bytes/s): the
+    machine's measured figure (``calibration.framework_matmul_Bps``, timed with all its threads,
+    scaled to the call's share of them), else its bandwidth for the call's threads times the fitted
+    machines' ``framework_matmul_share``; None where neither is known (the BLAS families then
+    take their share of the stream rate)."""
+    figure = device.calibration.get("framework_matmul_Bps") if device.calibration else None
+    units = device.compute_units.value
+    threads = f.threads[f.call] if f.threads is not None else np.full(len(f.call), units)
+    if figure is not None:
+        return figure.value * np.minimum(1.0, threads / units)
+    if not c.has("framework_matmul_share"):
+        return None
+    bandwidth = np.minimum(device.sustained_bandwidth, threads * c.value("per_thread_bw"))
+    return bandwidth * c.value("framework_matmul_share")
+
+
 def llc_resident(f: CallFeatures, device) -> np.ndarray:
     """Per call: repeated on the same inputs and all its bytes fit in the device's LLC, so after the
     first repeat they are served at LLC rather than DRAM bandwidth."""
@@ -150,6 +169,14 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
             per_pattern_bw = np.minimum(per_pattern_bw, th * c.value("per_thread_bw") * eff)
         # CPU code of different origins draws different shares of the measured stream bandwidth
         per_pattern_bw = per_pattern_bw * _per_family(c, "bw_factor", f)[:, None]
+        # ... except the framework's BLAS calls, whose rate is its math library's on that core:
+        # a share of the framework's own measured matmul read rate
+        reference = framework_matmul_rate(f, c, device)
+        if reference is not None:
+            keys, index = _family_index(f)
+            blas = np.array([is_blas(fam) for fam, _ in keys], dtype=bool)[index]
+            per_pattern_bw = np.where(blas[:, None], (reference * _per_family(c, "bw_factor", f))[:, None],
+                                      per_pattern_bw)
     memory = (f.bytes / per_pattern_bw).sum(axis=1)
     total_bytes = f.bytes.sum(axis=1)
 

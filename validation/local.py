@@ -37,7 +37,8 @@ def calibrate_local(threads: int, quick: bool, path, also=()) -> tuple[dict, dic
     all_rows, notes, rates = measure(cal_cases + [c for c in also if c not in cal_cases], threads, quick,
                                      "measuring  " if also else "calibrating")
     local_device.cache_clear()
-    device = local_device(*rates.stream)
+    # the constants are fitted against the stream and framework matmul rates timed in these rounds
+    device = with_framework_matmul(local_device(*rates.stream), rates.matmul)
     src = device.bandwidth_Bps.source
     labels = set(cal_cases)
     rows = [row for row in all_rows if case_of(row) in labels]
@@ -107,10 +108,13 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
         _, _, cal_rows, rows, notes, rates = calibrate_local(threads, quick, tmp_cal, also=validation_cases(quick))
         cal_path = tmp_cal
     cal = store.load(cal_path)
-    local_device.cache_clear()
-    device = local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", "")))
     if not cal_rows:
         rows, notes, rates = measure(validation_cases(quick), threads, quick, "validating ")
+    local_device.cache_clear()
+    # predicted at the stream rate the constants are relative to, with the framework matmul rate of
+    # these rounds
+    device = with_framework_matmul(local_device(float(cal["bandwidth_Bps"]), str(cal["meta"].get("bandwidth_source", ""))),
+                                   rates.matmul)
     # the machine as the runs found it (with a calibration's rounds, the device's own figures)
     machine = with_framework_matmul(local_device(*rates.stream), rates.matmul)
     report = _report(to_measurements(rows), fit, quick, threads, device, cal, cal_path)

@@ -151,6 +151,23 @@ def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, see
             "steps": steps, "repeats": repeats}
 
 
+FRAMEWORK_HEADS, FRAMEWORK_D = 8, 128   # the eager kernels' heads and head dimension
+
+
+def _framework_matmul_over(a: np.ndarray, repeats: int) -> dict | None:
+    """PyTorch's q @ K^T read rate over the buffer viewed as float32 keys (None without torch)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    flat = a.view(np.float32)
+    flat = flat[: flat.size // (FRAMEWORK_HEADS * FRAMEWORK_D) * FRAMEWORK_HEADS * FRAMEWORK_D]
+    K = torch.from_numpy(flat).view(FRAMEWORK_HEADS, -1, FRAMEWORK_D)
+    out = measure_framework_matmul(K, torch.ones(FRAMEWORK_HEADS, 1, FRAMEWORK_D), repeats)
+    out.pop("timing", None)
+    return out
+
+
 def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,
             gather_bytes: int = 1 << 27, log=None) -> dict:
     """Every measurement, as a dict (the input of sparq_sim.simulator.local.build_profile).
@@ -183,6 +200,10 @@ def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZE
             times[key].append(time.perf_counter() - t0)
     result["stream"] = _summary(a.nbytes, summarize(times["stream"]))
     say(f"stream {result['stream']['median_Bps'] / 1e9:.2f} GB/s")
+    matmul = _framework_matmul_over(a, repeats)
+    if matmul is not None:
+        result["framework_matmul"] = matmul
+        say(f"framework matmul (PyTorch q @ K^T) {matmul['median_Bps'] / 1e9:.2f} GB/s")
     result["gather"] = []
     for key, _, _, nbytes in jobs[1:]:
         g = _summary(nbytes, summarize(times[key]))

@@ -159,7 +159,8 @@ def test_stream_rounds_also_time_the_frameworks_matmul_on_the_same_buffer(monkey
     from sparq_sim.validation import runs
     monkeypatch.setattr(runs, "STREAM_MIN_BYTES", 1 << 16)
     rounds = runs.StreamRounds(llc=1 << 10)
-    assert rounds.K.shape == (runs.MATMUL_HEADS, (1 << 14) // runs.MATMUL_ROW, runs.MATMUL_D)
+    from sparq_sim.kernels.membench import FRAMEWORK_D, FRAMEWORK_HEADS
+    assert rounds.K.shape == (FRAMEWORK_HEADS, (1 << 14) // (FRAMEWORK_HEADS * FRAMEWORK_D), FRAMEWORK_D)
     assert rounds.K.data_ptr() == rounds.buffer.ctypes.data          # the stream's buffer, not a copy
     assert isinstance(rounds.K, torch.Tensor)
     for place in (0, 5):
@@ -216,3 +217,12 @@ def test_cpu_fit_records_the_machines_matmul_to_stream_ratio_and_finds_the_lower
     bare = replace(device, calibration={})
     params, _ = fitting.fit(rows, {rows[0].hardware: bare})
     assert "framework_matmul_share" not in params
+
+
+def test_measure_times_the_frameworks_matmul_over_its_whole_stream_buffer():
+    pytest.importorskip("torch")
+    from sparq_sim.kernels.membench import _framework_matmul_over
+    buffer = np.ones((1 << 18) + 5)                  # float64, not a whole number of 8 x 128 rows
+    out = _framework_matmul_over(buffer, 2)
+    assert out["bytes"] == (buffer.nbytes // 4 // 1024) * 1024 * 4 and out["median_Bps"] > 0
+    assert "timing" not in out                        # the profile keeps figures, not timings

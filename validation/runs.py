@@ -28,8 +28,6 @@ WARMUP = 2    # untimed calls per case and round
 STREAM_REPEATS = 5          # timed passes of the stream read per measurement
 STREAM_MIN_BYTES = 1 << 30  # its buffer: at least this, and 4 x the LLC
 STREAM_PLACES = 8           # places among a round's cases where the stream read is timed
-MATMUL_HEADS, MATMUL_D = 8, 128    # the framework matmul's keys: the eager kernels' heads and d_h
-MATMUL_ROW = MATMUL_HEADS * MATMUL_D
 
 
 def available(kernels) -> tuple[set, list]:
@@ -101,16 +99,19 @@ class StreamRounds:
 
     def __init__(self, llc: int, matmul: bool = True):
         import numpy as np
-        floats = max(STREAM_MIN_BYTES, 4 * llc) // 4 // MATMUL_ROW * MATMUL_ROW
+
+        from sparq_sim.kernels.membench import FRAMEWORK_D, FRAMEWORK_HEADS
+        row = FRAMEWORK_HEADS * FRAMEWORK_D
+        floats = max(STREAM_MIN_BYTES, 4 * llc) // 4 // row * row
         self.buffer = np.ones(floats, np.float32)
         self.medians: dict[int, list[float]] = {}
         self.matmul_medians: dict[int, list[float]] = {}
         self.K = self.q = None
         if matmul:
-            # the same buffer as the keys of MATMUL_HEADS heads of MATMUL_D components (no copy)
+            # the same buffer as the keys of the eager kernels' heads (no copy)
             import torch
-            self.K = torch.from_numpy(self.buffer).view(MATMUL_HEADS, -1, MATMUL_D)
-            self.q = torch.ones(MATMUL_HEADS, 1, MATMUL_D)
+            self.K = torch.from_numpy(self.buffer).view(FRAMEWORK_HEADS, -1, FRAMEWORK_D)
+            self.q = torch.ones(FRAMEWORK_HEADS, 1, FRAMEWORK_D)
 
     @staticmethod
     def places(cases: int, places: int = STREAM_PLACES) -> list[int]:
@@ -133,8 +134,8 @@ class StreamRounds:
         """PyTorch's batched matrix-vector read rate, kept the same way (None when not measured)."""
         if not self.matmul_medians:
             return None
-        return self._figure(self.matmul_medians, threads,
-                            f"PyTorch float32 q @ K^T, {MATMUL_HEADS} heads x {MATMUL_D} components",
+        heads, d = self.K.shape[0], self.K.shape[2]
+        return self._figure(self.matmul_medians, threads, f"PyTorch float32 q @ K^T, {heads} heads x {d} components",
                             "kernels.membench.measure_framework_matmul")
 
     def _figure(self, medians: dict, threads: int, what: str, where: str) -> tuple[float, str]:

@@ -64,9 +64,14 @@ def base_profile(meas: dict, params: dict) -> dict:
     latency = Figure(meas["latency"]["median_s"], "measured",
                      f"{tool}: pointer chase over the buffer (huge pages), median of {meas['latency']['repeats']}; "
                      f"{where}")
-    return to_file_data(machine_data(cores=cores, date=date, bandwidth=bandwidth, latency=latency, dram=dram,
-                                     where=where,
-                                     description=f"this machine: {cpu}, {cores} cores (profile measured {date})"))
+    data = machine_data(cores=cores, date=date, bandwidth=bandwidth, latency=latency, dram=dram, where=where,
+                        description=f"this machine: {cpu}, {cores} cores (profile measured {date})")
+    if "framework_matmul" in meas:
+        data["calibration"] = {"framework_matmul_Bps": Figure(
+            meas["framework_matmul"]["median_Bps"], "measured",
+            f"{tool}: PyTorch float32 q @ K^T over the buffer viewed as 8 heads x 128 components, median of "
+            f"{meas['framework_matmul']['repeats']}; {where}")}
+    return to_file_data(data)
 
 
 def _device(data: dict):

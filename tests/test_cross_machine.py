@@ -213,7 +213,7 @@ def test_cpu_fit_records_the_machines_matmul_to_stream_ratio_and_finds_the_lower
     figure = device.calibration["framework_matmul_Bps"].value
     assert params["framework_matmul_share"] == pytest.approx(figure / device.bandwidth_Bps.value)
     # from the initial values alone this fit stopped at 0.21 rms log error; from half of the shares at 0.095
-    assert report["rms_log_error"] < 0.1
+    assert report["rms_log_error"] < 0.15        # between the two optima: robust to the host's floating point
     bare = replace(device, calibration={})
     params, _ = fitting.fit(rows, {rows[0].hardware: bare})
     assert "framework_matmul_share" not in params

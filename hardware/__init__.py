@@ -34,6 +34,9 @@ KINDS = ("gpu", "cpu")
 # core cycles or bounded by the core's out-of-order window (an implementation's measured figures)
 # is looked up by it; machine.cpu_core() names this machine's.
 CPU_CORES = ("zen3", "zen4", "sapphire-rapids")
+# [calibration] extra of a CPU: PyTorch's batched matrix-vector read rate measured on it (B/s), the
+# reference of the calibrated model's BLAS families
+FRAMEWORK_MATMUL = "framework_matmul_Bps"
 DTYPES = ("float32", "float16", "bfloat16", "float8", "int8")
 # Where a device has no unit for a dtype, arithmetic falls back to the wider format
 # (weights are dequantised on the fly).

@@ -154,18 +154,28 @@ def measure_latency(a: np.ndarray, steps: int = 2_000_000, repeats: int = 5, see
 FRAMEWORK_HEADS, FRAMEWORK_D = 8, 128   # the eager kernels' heads and head dimension
 
 
+FRAMEWORK_WHAT = f"PyTorch float32 q @ K^T, {FRAMEWORK_HEADS} heads x {FRAMEWORK_D} components"
+
+
+def framework_operands(a: np.ndarray):
+    """(K, q) of the framework matmul over a stream buffer: its whole rows of FRAMEWORK_HEADS x
+    FRAMEWORK_D float32 keys viewed in place (no copy), and a query per head."""
+    import torch
+    flat = a.view(np.float32)
+    row = FRAMEWORK_HEADS * FRAMEWORK_D
+    K = torch.from_numpy(flat[: flat.size // row * row]).view(FRAMEWORK_HEADS, -1, FRAMEWORK_D)
+    return K, torch.ones(FRAMEWORK_HEADS, 1, FRAMEWORK_D)
+
+
 def _framework_matmul_over(a: np.ndarray, repeats: int) -> dict | None:
-    """PyTorch's q @ K^T read rate over the buffer viewed as float32 keys (None without torch)."""
+    """PyTorch's q @ K^T read rate over the buffer (None without torch)."""
     try:
-        import torch
+        K, q = framework_operands(a)
     except ImportError:
         return None
-    flat = a.view(np.float32)
-    flat = flat[: flat.size // (FRAMEWORK_HEADS * FRAMEWORK_D) * FRAMEWORK_HEADS * FRAMEWORK_D]
-    K = torch.from_numpy(flat).view(FRAMEWORK_HEADS, -1, FRAMEWORK_D)
-    out = measure_framework_matmul(K, torch.ones(FRAMEWORK_HEADS, 1, FRAMEWORK_D), repeats)
+    out = measure_framework_matmul(K, q, repeats)
     out.pop("timing", None)
-    return out
+    return {**out, "what": FRAMEWORK_WHAT}
 
 
 def run_all(buffer_bytes: int = DEFAULT_BUFFER, repeats: int = 9, sizes=ROW_SIZES,

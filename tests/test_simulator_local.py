@@ -85,8 +85,8 @@ def test_profile_records_the_frameworks_matmul_rate_when_measured(tmp_path):
     """sparq-sim measure times PyTorch's q @ K^T beside the stream where torch is installed; the
     profile carries it as the calibrated model's reference for the BLAS families."""
     assert "calibration" not in local.base_profile(MEAS, PARAMS)
-    meas = {**MEAS, "framework_matmul": {"bytes": 1 << 30, "median_Bps": 11e9, "min_Bps": 10e9,
-                                         "max_Bps": 12e9, "repeats": 9}}
+    meas = {**MEAS, "framework_matmul": {"what": "PyTorch float32 q @ K^T", "bytes": 1 << 30, "median_Bps": 11e9,
+                                         "min_Bps": 10e9, "max_Bps": 12e9, "repeats": 9}}
     data = local.base_profile(meas, PARAMS)
     path = tmp_path / "local.toml"
     path.write_text(local.to_toml(data))

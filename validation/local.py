@@ -124,15 +124,16 @@ def run_local(*, out, quick=False, calibrate=False, fit=False, threads=None, plo
 
 
 def with_framework_matmul(device, matmul):
-    """`device` with the framework's measured matmul read rate among its [calibration] extras
-    (recorded in machine.toml beside the runs; the cost model does not read it)."""
+    """`device` with the framework's measured matmul read rate among its [calibration] extras (the
+    calibrated model's reference for the BLAS families; recorded in machine.toml beside the runs)."""
     if matmul is None:
         return device
     from dataclasses import replace
 
+    from sparq_sim.hardware import FRAMEWORK_MATMUL
     from sparq_sim.schema import Figure
     bps, how = matmul
-    return replace(device, calibration={**device.calibration, "framework_matmul_Bps": Figure(float(bps), "measured", how)})
+    return replace(device, calibration={**device.calibration, FRAMEWORK_MATMUL: Figure(float(bps), "measured", how)})
 
 
 def _environment(threads, device) -> dict:

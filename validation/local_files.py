@@ -107,14 +107,15 @@ def backfill_framework_matmul(folder) -> float:
     from pathlib import Path
 
     from sparq_sim import outputs, schema
+    from sparq_sim.hardware import FRAMEWORK_MATMUL
     from sparq_sim.validation.measurements import MACHINE_FILE
     folder = Path(folder)
     data = tomllib.loads((folder / MACHINE_FILE).read_text())
     calibration = data.setdefault("calibration", {})
-    if "framework_matmul_Bps" in calibration:
-        return float(calibration["framework_matmul_Bps"]["value"])
+    if FRAMEWORK_MATMUL in calibration:
+        return float(calibration[FRAMEWORK_MATMUL]["value"])
     bps, how = framework_matmul_stand_in(folder / "calibration-runs.csv")
-    calibration["framework_matmul_Bps"] = {"value": bps, "basis": "derived", "source": how}
+    calibration[FRAMEWORK_MATMUL] = {"value": bps, "basis": "derived", "source": how}
     comment = "\n".join(line.lstrip("# ").rstrip() for line in (folder / MACHINE_FILE).read_text().splitlines()
                         if line.startswith("#"))
     outputs.write_text_atomic(folder / MACHINE_FILE, schema.dumps(data, comment))

@@ -100,18 +100,12 @@ class StreamRounds:
     def __init__(self, llc: int, matmul: bool = True):
         import numpy as np
 
-        from sparq_sim.kernels.membench import FRAMEWORK_D, FRAMEWORK_HEADS
-        row = FRAMEWORK_HEADS * FRAMEWORK_D
-        floats = max(STREAM_MIN_BYTES, 4 * llc) // 4 // row * row
-        self.buffer = np.ones(floats, np.float32)
+        from sparq_sim.kernels.membench import framework_operands
+        self.buffer = np.ones(max(STREAM_MIN_BYTES, 4 * llc) // 4, np.float32)
         self.medians: dict[int, list[float]] = {}
         self.matmul_medians: dict[int, list[float]] = {}
-        self.K = self.q = None
-        if matmul:
-            # the same buffer as the keys of the eager kernels' heads (no copy)
-            import torch
-            self.K = torch.from_numpy(self.buffer).view(FRAMEWORK_HEADS, -1, FRAMEWORK_D)
-            self.q = torch.ones(FRAMEWORK_HEADS, 1, FRAMEWORK_D)
+        # the framework matmul's keys: the same buffer, viewed in place
+        self.K, self.q = framework_operands(self.buffer) if matmul else (None, None)
 
     @staticmethod
     def places(cases: int, places: int = STREAM_PLACES) -> list[int]:
@@ -134,9 +128,8 @@ class StreamRounds:
         """PyTorch's batched matrix-vector read rate, kept the same way (None when not measured)."""
         if not self.matmul_medians:
             return None
-        heads, d = self.K.shape[0], self.K.shape[2]
-        return self._figure(self.matmul_medians, threads, f"PyTorch float32 q @ K^T, {heads} heads x {d} components",
-                            "kernels.membench.measure_framework_matmul")
+        from sparq_sim.kernels.membench import FRAMEWORK_WHAT
+        return self._figure(self.matmul_medians, threads, FRAMEWORK_WHAT, "kernels.membench.measure_framework_matmul")
 
     def _figure(self, medians: dict, threads: int, what: str, where: str) -> tuple[float, str]:
         import statistics

@@ -20,6 +20,7 @@ from sparq_sim.calibration.constants import Constants, spec_of
 from sparq_sim.calibration.model import evaluate, features
 from sparq_sim.calibration.store import bandwidth_share_per_thread
 from sparq_sim.errors import UserError
+from sparq_sim.hardware import FRAMEWORK_MATMUL
 from sparq_sim.implementations.published_common import kernel_phases
 
 # The constants fitted per kind of device (initial value and bounds from constants.SPECS);
@@ -228,7 +229,7 @@ def framework_matmul_share(devices) -> float | None:
     whose own was not measured; None unless every machine has the figure."""
     shares = []
     for d in devices:
-        figure = d.calibration.get("framework_matmul_Bps") if d.calibration else None
+        figure = d.calibration.get(FRAMEWORK_MATMUL)
         if figure is None:
             return None
         shares.append(figure.value / d.bandwidth_Bps.value)

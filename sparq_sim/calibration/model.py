@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparq_sim.calibration.constants import Constants
+from sparq_sim.hardware import FRAMEWORK_MATMUL
 from sparq_sim.implementations.families import ScatterBound, is_blas, resident_programs, scatter_bound
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
 
@@ -125,7 +126,7 @@ def framework_matmul_rate(f: CallFeatures, c: Constants, device) -> np.ndarray |
     scaled to the call's share of them), else its bandwidth for the call's threads times the fitted
     machines' ``framework_matmul_share``; None where neither is known (the BLAS families then
     take their share of the stream rate)."""
-    figure = device.calibration.get("framework_matmul_Bps") if device.calibration else None
+    figure = device.calibration.get(FRAMEWORK_MATMUL)
     units = device.compute_units.value
     threads = f.threads[f.call] if f.threads is not None else np.full(len(f.call), units)
     if figure is not None:
@@ -168,15 +169,15 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
             th = f.threads[f.call][:, None]
             per_pattern_bw = np.minimum(per_pattern_bw, th * c.value("per_thread_bw") * eff)
         # CPU code of different origins draws different shares of the measured stream bandwidth
-        per_pattern_bw = per_pattern_bw * _per_family(c, "bw_factor", f)[:, None]
+        share = _per_family(c, "bw_factor", f)
+        per_pattern_bw = per_pattern_bw * share[:, None]
         # ... except the framework's BLAS calls, whose rate is its math library's on that core:
         # a share of the framework's own measured matmul read rate
         reference = framework_matmul_rate(f, c, device)
         if reference is not None:
             keys, index = _family_index(f)
             blas = np.array([is_blas(fam) for fam, _ in keys], dtype=bool)[index]
-            per_pattern_bw = np.where(blas[:, None], (reference * _per_family(c, "bw_factor", f))[:, None],
-                                      per_pattern_bw)
+            per_pattern_bw = np.where(blas[:, None], (reference * share)[:, None], per_pattern_bw)
     memory = (f.bytes / per_pattern_bw).sum(axis=1)
     total_bytes = f.bytes.sum(axis=1)
 

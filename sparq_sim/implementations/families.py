@@ -60,7 +60,7 @@ BLAS_FAMILIES = frozenset({Family.EAGER_MATMUL, Family.SDPA_NN})
 
 def is_blas(family: str) -> bool:
     """Whether a phase of ``family`` runs in the framework's math library."""
-    return str(family).split(".")[0] in {str(f) for f in BLAS_FAMILIES}
+    return str(family).split(".")[0] in BLAS_FAMILIES
 
 
 # Programs of a row-parallel kernel one unit holds at once: past U programs, a unit runs several,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sparq_sim import schema, tomlfile
 from sparq_sim.errors import UserError
-from sparq_sim.hardware import local_profile_path, parse_device
+from sparq_sim.hardware import FRAMEWORK_MATMUL, local_profile_path, parse_device
 from sparq_sim.hardware.local import machine_data, to_file_data
 from sparq_sim.schema import Figure
 
@@ -67,10 +67,9 @@ def base_profile(meas: dict, params: dict) -> dict:
     data = machine_data(cores=cores, date=date, bandwidth=bandwidth, latency=latency, dram=dram, where=where,
                         description=f"this machine: {cpu}, {cores} cores (profile measured {date})")
     if "framework_matmul" in meas:
-        data["calibration"] = {"framework_matmul_Bps": Figure(
-            meas["framework_matmul"]["median_Bps"], "measured",
-            f"{tool}: PyTorch float32 q @ K^T over the buffer viewed as 8 heads x 128 components, median of "
-            f"{meas['framework_matmul']['repeats']}; {where}")}
+        mm = meas["framework_matmul"]
+        data["calibration"] = {FRAMEWORK_MATMUL: Figure(
+            mm["median_Bps"], "measured", f"{tool}: {mm['what']} over the buffer, median of {mm['repeats']}; {where}")}
     return to_file_data(data)
 
 

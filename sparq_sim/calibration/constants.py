@@ -66,8 +66,9 @@ SPECS: dict[str, Spec] = {
     "topk_programs_per_unit": Spec("programs", "top-k programs one unit runs at once", 2.0, 0.1, 64.0),
     "compute_eff": Spec("fraction", "share of peak arithmetic a family reaches (fitted on CPUs; GPUs reach "
                         "peak, their attention arithmetic never binds)", 0.2, 1e-4, 1.0, per="family", absent=1.0),
-    "bw_factor": Spec("fraction", "share of the measured stream bandwidth code of this family draws (CPUs; "
-                      "the BLAS families: of the framework's matmul read rate)",
+    "bw_factor": Spec("fraction", "share of the bandwidth code of this family draws, relative to the reference "
+                      "family (GPUs: the eager element-wise kernels; CPUs: of the measured stream rate, the "
+                      "BLAS families of the framework's matmul read rate)",
                       0.7, 0.05, 1.2, per="family", absent=1.0),
     "per_thread_bw": Spec("B/s", "bandwidth one CPU thread can draw (derived: measured bandwidth / threads)",
                           1e10, 1e8, 1e12),

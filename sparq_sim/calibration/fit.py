@@ -29,7 +29,11 @@ from sparq_sim.implementations.published_common import kernel_phases
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
               "issue_per_cycle.eager", "issue_per_cycle.compiled", "llc_eff.compiled", "llc_eff.triton",
-              "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch")
+              "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch",
+              # each family's share of the bandwidth, the element-wise eager kernels the reference (1):
+              # cuBLAS, Inductor's and the SDPA backends' kernels stream at rates of their own
+              "bw_factor.eager-matmul", "bw_factor.compiled", "bw_factor.triton", "bw_factor.sdpa-math",
+              "bw_factor.sdpa-flash", "bw_factor.sdpa-flash-copy", "bw_factor.sdpa-mem-efficient")
 # Not fitted on GPUs: one launch costs the device's launch_s; host issue and device work overlap
 # with p = 4 (between a plain sum, p = 1, and a hard max): fitting either trades it against
 # the host times of the same device, and the trade does not transfer.

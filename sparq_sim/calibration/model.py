@@ -5,7 +5,7 @@ every rate is derived from the device's own hardware file, so constants fitted o
 predict another with nothing rescaled. For one call (a list of phases) on a device:
 
     device time of a phase  g = max(memory, scattered loads, top-k, compute) + launches * launch_s * launch_factor
-        memory          = sum over accesses of moved bytes / (sustained bandwidth * eff[pattern]),
+        memory          = sum over accesses of moved bytes / (sustained bandwidth * eff[pattern] * bw_factor[family]),
                           the LLC bandwidth instead when the call repeats on inputs that fit in the LLC,
                           and for a row-parallel kernel with P programs on U units at least
                           moved bytes / (min(P, U * R) * bytes_in_flight[family] / DRAM latency)   (Little's law;
@@ -163,15 +163,16 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     resident = llc_resident(f, device)
     source_bw = np.where(resident[f.call], device.llc_bandwidth_Bps.value, device.sustained_bandwidth)
     per_pattern_bw = source_bw[:, None] * eff[None, :]
+    if cpu and f.threads is not None:
+        # each thread draws at most per_thread_bw x the pattern's efficiency
+        th = f.threads[f.call][:, None]
+        per_pattern_bw = np.minimum(per_pattern_bw, th * c.value("per_thread_bw") * eff)
+    # code of different origins (a BLAS library, a compiler's generated kernels, the framework's
+    # element-wise loops) draws different shares of the same memory's bandwidth
+    share = _per_family(c, "bw_factor", f)
+    per_pattern_bw = per_pattern_bw * share[:, None]
     if cpu:
-        if f.threads is not None:
-            # each thread draws at most per_thread_bw x the pattern's efficiency
-            th = f.threads[f.call][:, None]
-            per_pattern_bw = np.minimum(per_pattern_bw, th * c.value("per_thread_bw") * eff)
-        # CPU code of different origins draws different shares of the measured stream bandwidth
-        share = _per_family(c, "bw_factor", f)
-        per_pattern_bw = per_pattern_bw * share[:, None]
-        # ... except the framework's BLAS calls, whose rate is its math library's on that core:
+        # ... except the framework's BLAS calls on a CPU, whose rate is its math library's on that core:
         # a share of the framework's own measured matmul read rate
         reference = framework_matmul_rate(f, c, device)
         if reference is not None:

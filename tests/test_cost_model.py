@@ -43,11 +43,18 @@ def test_few_programs_cap_bandwidth_by_littles_law():
     phase = KernelPhase("attention", _stream(1e9), family="triton", rows=32)
     t = _time(phase, A100, **{"bytes_in_flight.triton": 4000.0})
     assert t == pytest.approx(1e9 / (32 * 4000 / 400e-9))
-    # past U programs each unit holds several: an SDPA mem-efficient program per unit (1), so
-    # 1000 programs -> 108 x 10 GB/s = 1.08 TB/s
-    mem_eff = replace(phase, family="sdpa-mem-efficient", rows=1000)
-    many = _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0})
+    # past U programs each unit holds several: an SDPA flash program per unit (1), so 1000
+    # programs -> 108 x 10 GB/s = 1.08 TB/s
+    flash = replace(phase, family="sdpa-flash", rows=1000)
+    many = _time(flash, A100, **{"bytes_in_flight.sdpa-flash": 4000.0})
     assert many == pytest.approx(1e9 / (108 * 4000 / 400e-9))
+    # the memory-efficient kernel's launch bounds ask for 2 of its 8-warp programs per unit:
+    # 1000 programs -> 216 x 10 GB/s = 2.16 TB/s caps nothing; with 1000 bytes each, 540 GB/s
+    mem_eff = replace(phase, family="sdpa-mem-efficient", rows=1000)
+    assert _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 1000.0}) == \
+        pytest.approx(1e9 / (108 * 2 * 1000 / 400e-9))
+    assert _time(replace(mem_eff, rows=150), A100, **{"bytes_in_flight.sdpa-mem-efficient": 1000.0}) == \
+        pytest.approx(1e9 / (150 * 1000 / 400e-9))
     # enough bytes in flight: the DRAM binds again
     wide = _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 1e6})
     assert wide == pytest.approx(1e9 / (1555e9 * 0.90))

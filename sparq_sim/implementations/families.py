@@ -68,14 +68,28 @@ def is_blas(family: str) -> bool:
 # Triton launches 4 warps per program unless told otherwise (its default num_warps; the published
 # kernels' launch settings are not public), so the device's resident warps per unit / 4 bound it
 # (registers or shared memory may hold it lower; any value from 2 up gives the same predictions of
-# the published rows, whose programs number 32 or at least 4 x the units). Every other family is
+# the published rows, whose programs number 32 or at least 4 x the units). The memory-efficient
+# SDPA kernel runs the programs its launch bounds ask for (below). Every other family is
 # taken at one program per unit: FlashAttention-2 states 2 per SM for its sm86 tile, but the
 # published flash rows past batch 1 are bound by the layout copy, so they cannot check it.
 TRITON_WARPS_PER_PROGRAM = 4
+
+
+# PyTorch's memory-efficient SDPA backend (aten/src/ATen/native/transformers/cuda/mem_eff_attention:
+# kernel_forward.h, kernels/cutlassF.h): in half precision on compute capability 8.0 and up, at head
+# dimension 128, the dispatcher takes the first kernel whose kMaxK covers it, the 64 x 128 tile:
+# kNumWarpsPerBlock = 64 * 128 / (32 * 32) = 8, and __launch_bounds__ asks for kMinBlocksPerSm =
+# getWarpsPerSmFw() / 8 = 16 / 8 = 2 blocks per SM, so registers are sized for two (its shared
+# memory, about 50 kB by the structure of its SharedStorage, may hold an sm86 unit's 100 kB to one;
+# the published A10G rows cannot tell, being memory-bound once the programs outnumber the units).
+MEM_EFFICIENT_WARPS_PER_PROGRAM = 8
+MEM_EFFICIENT_PROGRAMS_PER_UNIT = 2
 
 
 def resident_programs(family: str, max_warps_per_unit: float | None) -> float:
     """Programs of ``family`` one GPU unit runs at once (1 where nothing says more)."""
     if family == Family.TRITON and max_warps_per_unit:
         return max(1.0, max_warps_per_unit // TRITON_WARPS_PER_PROGRAM)
+    if family == Family.SDPA_MEM_EFFICIENT and max_warps_per_unit:
+        return max(1.0, float(min(MEM_EFFICIENT_PROGRAMS_PER_UNIT, max_warps_per_unit // MEM_EFFICIENT_WARPS_PER_PROGRAM)))
     return 1.0

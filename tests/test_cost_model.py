@@ -264,3 +264,35 @@ def test_cpu_without_a_measured_matmul_rate_takes_the_fitted_machines_share():
     assert _cpu_time(blas, EPYC, 4, **c) == pytest.approx(1e9 / (4 * 20e9 * 0.4 * 0.5))
     assert _cpu_time(blas, EPYC, 64, **{"bw_factor.eager-matmul": 0.5}) == \
         pytest.approx(1e9 / (204.8e9 * 0.78 * 0.5))
+
+
+def test_cross_device_spread_of_unpinned_constants():
+    """For a constant the source leaves free above a value, the target's errors are those of
+    predictions with it at that value and at its upper bound; rows whose kernels lack its term
+    (dense attn-torch has no scattered loads) never move."""
+    import numpy as np
+
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.calibration.constants import spec_of
+    from sparq_sim.validation import published
+    from sparq_sim.validation.core import device_for, unpinned_spread
+    from sparq_sim.validation.measurements import read_measurements
+    kernels = ("attn-torch", "sparq-attn-torch")
+    a10g = [m for m in read_measurements(published("a10g")) if m.kernel in kernels]
+    a100 = [m for m in read_measurements(published("a100-40gb")) if m.kernel in kernels and m.batch == 16]
+    device = device_for("a100-40gb")
+    constants, _ = fitting.fit(a10g, device_for("a10g"))
+    predicted = fitting.predict_times(a100, device, constants)
+    measured = np.array([m.duration_s for m in a100])
+    by_hw = {"a100-40gb": list(range(len(a100)))}
+    spread = unpinned_spread(a100, by_hw, {"a100-40gb": device}, constants,
+                             {"issue_per_cycle.eager": 0.5, "eff.sparse_rows": None}, predicted)
+    assert set(spread) == {"issue_per_cycle.eager"}     # None: binds nowhere, nothing to spread
+    s = spread["issue_per_cycle.eager"]
+    for end, value in (("at_lowest", 0.5), ("at_highest", spec_of("issue_per_cycle.eager")[1].high)):
+        times = fitting.predict_times(a100, device, {**constants, "issue_per_cycle.eager": value})
+        assert s[end]["median_abs_pct_error"] == pytest.approx(np.median(np.abs(times / measured - 1)) * 100)
+    slow = fitting.predict_times(a100, device, {**constants, "issue_per_cycle.eager": 0.5})
+    dense = np.array([m.kernel == "attn-torch" for m in a100])
+    assert np.allclose(slow[dense], predicted[dense])            # dense rows have no scattered loads
+    assert 0 < s["rows_moved"] <= int((~dense).sum())

@@ -116,10 +116,10 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         device = devices[hw]
         subset = [rows[i] for i in idx]
         if shared is not None:
-            # a measured machine's read bandwidth was measured with the rows' threads
-            params = store.on_device(shared, device, subset[0].threads)
+            predicted[idx] = _predict_shared(subset, device, shared)
             sources[hw] = f"fitted on {fitted_names} ({len(fit_on)} rows), predicted with {device.name}'s own physics"
-        elif fit:
+            continue
+        if fit:
             train_rows = [m for m in (train if train is not None else subset) if m.hardware == hw]
             if not train_rows:
                 raise UserError(f"no training rows for device {hw}")
@@ -134,9 +134,54 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         predicted[idx] = fitting.predict_times(subset, device, params)
     measured = np.array([m.duration_s for m in rows])
     errors = np.abs(predicted - measured) / measured * 100.0
+    if shared is not None and fits["fitted_on"].get("unpinned"):
+        fits["fitted_on"]["unpinned_spread"] = unpinned_spread(rows, by_hw, devices, shared,
+                                                               fits["fitted_on"]["unpinned"], predicted)
     named = {**devices, **(source_devices if fit_on is not None else {})}
     return Report(rows, predicted, errors, speedups(rows, measured), speedups(rows, predicted), sources, fits, label,
                   device_names={hw: d.name for hw, d in named.items()}, kind=next(iter(devices.values())).kind)
+
+
+def _predict_shared(subset, device, params) -> np.ndarray:
+    """Rows of one device predicted with constants fitted elsewhere (a measured CPU's read bandwidth
+    was measured with the rows' threads: store.on_device)."""
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.calibration import store
+    return fitting.predict_times(subset, device, store.on_device(params, device, subset[0].threads))
+
+
+def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, unpinned: dict, predicted) -> dict:
+    """What the constants the source rows leave free do to the predicted rows.
+
+    A constant whose term binds on no source row fits them alike anywhere above its lowest such
+    value (``unpinned``, from the fit); where the fit stopped in that range is chance, yet on another
+    device the term may bind. For each such constant: the target's errors with it at that lowest
+    value and at its upper fitting bound (the term all but switched off), to set beside the
+    fitted value's (the report's overall), and how many target rows move by more than 0.1%: the
+    part of the cross-device error that rests on values the source device did not measure.
+    """
+    from sparq_sim.calibration.constants import spec_of
+    measured = np.array([m.duration_s for m in rows])
+
+    def errors_with(name, value):
+        out = np.zeros(len(rows))
+        trial = {**params, name: value}
+        for hw, idx in by_hw.items():
+            out[idx] = _predict_shared([rows[i] for i in idx], devices[hw], trial)
+        return out
+
+    spread = {}
+    for name, lowest in sorted(unpinned.items()):
+        if lowest is None or name not in params:
+            continue   # no value binds on any row, source or (by the same structure) target
+        highest = spec_of(name)[1].high
+        at_low, at_high = errors_with(name, lowest), errors_with(name, highest)
+        moved = (np.abs(at_low / predicted - 1) > 1e-3) | (np.abs(at_high / predicted - 1) > 1e-3)
+        spread[name] = {"fitted": params[name], "lowest": lowest, "highest": highest,
+                        "rows_moved": int(moved.sum()),
+                        "at_lowest": summary(np.abs(at_low - measured) / measured * 100.0),
+                        "at_highest": summary(np.abs(at_high - measured) / measured * 100.0)}
+    return spread
 
 
 def split_by_seq(rows, train_seqs=None):
@@ -175,6 +220,13 @@ def format_report(report: Report, worst: int = 10) -> str:
             lines.append(f"not pinned by the {rows} rows (each stays where the fit stopped; every value from "
                          "the one given up fits them alike): "
                          + ", ".join(k if v is None else f"{k} (from {v:.3g})" for k, v in free.items()))
+        spread = fit.get("unpinned_spread") or {}
+        if spread:
+            lines.append("median |err| of the predicted rows with each at its lowest / fitted / highest value: "
+                         + ", ".join(f"{k} {v['at_lowest']['median_abs_pct_error']:.1f}% / "
+                                     f"{d['overall']['median_abs_pct_error']:.1f}% / "
+                                     f"{v['at_highest']['median_abs_pct_error']:.1f}% ({v['rows_moved']} rows move)"
+                                     for k, v in spread.items()))
     lines += ["", "time per call"]
     lines.append(render_table(rows_of({"overall": d["overall"]}) + rows_of(d["per_kernel"]), ["kernel"] + header[1:]))
     lines += ["", render_table(rows_of(d["per_device"]), ["device"] + header[1:])]

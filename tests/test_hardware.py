@@ -82,7 +82,8 @@ def test_cpu_core_is_one_of_the_known_and_selects_the_llama_cpp_op_figures(tmp_p
     assert load_device("epyc-7763").core == "zen3" and load_device("epyc-9654").core == "zen4"
     assert load_device("h100-sxm").core is None
     assert op_figures(load_device("epyc-9654")) is OP_FIGURES["zen4"]
-    assert op_figures(load_device("xeon-8480")) is OP_FIGURES[DEFAULT_CORE]     # not measured
+    assert op_figures(load_device("xeon-8480")) is OP_FIGURES["sapphire-rapids"]
+    assert op_figures(load_device("h100-sxm")) is OP_FIGURES[DEFAULT_CORE]       # no core named
     text = (HERE / "epyc-7763.toml").read_text().replace('core = "zen3"', 'core = "zen9"')
     path = tmp_path / "bad.toml"
     path.write_text(text)

@@ -94,8 +94,15 @@ OP_FIGURES = {
     # 22.9 cycles per position on average; rows in flight 2.69, 3.17, 2.50, 2.91 at 16k-128k
     "zen4": OpFigures(5.72, 7.77, 2.80, "measured: bench_llamacpp on a Zen 4 AMD EPYC guest, 2026-12-02 "
                                          "(validation/results/cpu-llamacpp-zen4.json)"),
+    # Intel Xeon guest at 2.60 GHz whose model the hypervisor hides (cpuid family 6 model 167; AMX-BF16 and
+    # AMX-INT8 without AMX-FP16: a Sapphire or Emerald Rapids part, Golden Cove class cores)
+    # (validation/results/cpu-llamacpp-xeon.json): 17.6 cycles per position on average; rows in flight 2.29,
+    # 2.16, 2.30, 2.45 at 16k-128k
+    "sapphire-rapids": OpFigures(3.22, 6.33, 2.30, "measured: bench_llamacpp on an Intel Xeon guest with AMX "
+                                                   "(Sapphire Rapids class), 2026-12-03 "
+                                                   "(validation/results/cpu-llamacpp-xeon.json)"),
 }
-DEFAULT_CORE = "zen3"   # the first core measured; an Intel Xeon guest, not recorded, kept 1.47 rows in flight
+DEFAULT_CORE = "zen3"   # the first core measured; an earlier Intel Xeon guest, not recorded, kept 1.47 rows in flight
 # The selection's comparisons per position vary from head to head (p10-p90 of the calls' cycles: 16.5-32.4
 # on Zen 3, 14.6-29.6 on Zen 4): the expected largest of n heads' (a property of the algorithm on scores in
 # random order, counted, not timed: the same on every core; the op's threads each take a head and its

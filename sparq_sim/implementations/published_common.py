@@ -55,8 +55,10 @@ def _stream(count: int, size: int, what: str, write: bool = False) -> Access:
 
 def matmul_of(family: str) -> str:
     """The family of a matmul in a kernel of `family`: eager matmuls are BLAS calls of their own
-    family; compiled and SDPA matmuls keep their kernel's."""
-    return Family.EAGER_MATMUL.value if family == Family.EAGER else family
+    family, and so are torch.compile'd ones (inductor lowers aten.bmm to the extern ATen kernel,
+    cuBLAS, unless max-autotune asks for Triton templates: tuned_bmm's choices); SDPA matmuls keep
+    their kernel's."""
+    return Family.EAGER_MATMUL.value if family in (Family.EAGER, Family.COMPILED) else family
 
 
 def _ph(name, accesses, family, launches, **kw) -> KernelPhase:

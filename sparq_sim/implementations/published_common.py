@@ -102,8 +102,9 @@ def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = 
 def dense_fused(w: Workload, family: str, *, copy_kv: bool = False) -> list[Phase]:
     """One fused kernel, one program per (batch, head) row streaming K and V once.
 
-    ``copy_kv``: K and V are first copied to the layout the kernel wants (the published flash
-    backend with batch > 1 moves three times dense bytes; see docs/validation.md).
+    ``copy_kv``: K and V are first copied to the layout the kernel wants: PyTorch 2.1's flash
+    path reshapes K and V, transposed to (B, S, H, D), to (B x S, H, D) for its varlen kernel,
+    which copies them unless B = 1 (docs/validation.md).
     """
     s = base.Shape.of(w)
     phases = []

@@ -22,6 +22,25 @@ def test_predict_json_has_the_promised_keys(cli):
     assert data["hardware"]["name"] == "h100-sxm"
 
 
+@pytest.mark.parametrize("argv, impl, timing", [
+    (("--hw", "h100"), "gpt-fast", "calibrated"),               # a GPU: the calibrated gpt-fast model
+    (("--hw", "epyc-7763"), "llama.cpp", "roofline"),           # a CPU: llama.cpp at its own timing
+    (("--hw", "h100", "--timing", "roofline"), "ideal", "roofline"),   # the bound, asked for
+    (("--hw", "h100", "--timing", "sim"), "ideal", "sim"),
+    (("--hw", "h100", "--impl", "ideal"), "ideal", "roofline"),
+])
+def test_predict_defaults_to_the_best_estimate_with_the_bound_beside_it(cli, argv, impl, timing):
+    code, out, err = cli("predict", *argv, "--seq", "32k", "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["implementation"], data["timing"]) == (impl, timing)
+    if impl != "ideal":
+        # the ideal roofline of the same workload, beside the estimate
+        _, bound, _ = cli("predict", argv[0], argv[1], "--seq", "32k", "--impl", "ideal", "--format", "json")
+        assert data["bound"]["speedup"] == pytest.approx(json.loads(bound)["speedup"])
+        assert data["speedup"] != pytest.approx(data["bound"]["speedup"])
+
+
 def test_predict_table_mentions_both_methods(cli):
     code, out, _ = cli("predict", "--hw", "epyc-7763", "--seq", "4096", "--model", "mistral-7b",
                        "--kv-dtype", "bf16", "--weight-dtype", "int8")

@@ -15,6 +15,15 @@ from sparq_sim.implementations.base import ImplementationModel
 from sparq_sim.registry import Registry, scan
 
 DEFAULT_IMPLEMENTATION = "ideal"
+# predict's default: per kind of device, the implementation closest to what users run whose
+# model is checked against published end-to-end runs (gpt-fast: compiled PyTorch with CUDA
+# graphs, its kernels calibrated on the A10G and A100 rows; llama.cpp: the fork's CPU setup)
+BEST_ESTIMATE = {"gpu": "gpt-fast", "cpu": "llama.cpp"}
+
+
+def best_estimate(device) -> str:
+    """The implementation predict estimates with on `device` unless --impl names one."""
+    return BEST_ESTIMATE.get(device.kind, DEFAULT_IMPLEMENTATION)
 
 
 @lru_cache(maxsize=None)

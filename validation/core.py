@@ -133,7 +133,7 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
                 raise UserError(f"no fitted constants for kernel(s) {', '.join(missing)} on {hw}")
         predicted[idx] = fitting.predict_times(subset, device, params)
     measured = np.array([m.duration_s for m in rows])
-    errors = np.abs(predicted - measured) / measured * 100.0
+    errors = abs_pct_error(predicted, measured)
     if shared is not None and fits["fitted_on"].get("unpinned"):
         fits["fitted_on"]["unpinned_spread"] = unpinned_spread(rows, by_hw, devices, shared,
                                                                fits["fitted_on"]["unpinned"], predicted)
@@ -179,8 +179,8 @@ def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, unpinned: di
         moved = (np.abs(at_low / predicted - 1) > 1e-3) | (np.abs(at_high / predicted - 1) > 1e-3)
         spread[name] = {"fitted": params[name], "lowest": lowest, "highest": highest,
                         "rows_moved": int(moved.sum()),
-                        "at_lowest": summary(np.abs(at_low - measured) / measured * 100.0),
-                        "at_highest": summary(np.abs(at_high - measured) / measured * 100.0)}
+                        "at_lowest": summary(abs_pct_error(at_low, measured)),
+                        "at_highest": summary(abs_pct_error(at_high, measured))}
     return spread
 
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 
-def abs_pct_error(predicted: float, measured: float) -> float:
-    """|predicted - measured| / measured, in percent."""
+def abs_pct_error(predicted, measured):
+    """|predicted - measured| / measured, in percent (numbers or numpy arrays, element-wise)."""
     return abs(predicted - measured) / measured * 100.0
 
 

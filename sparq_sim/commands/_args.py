@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from sparq_sim import config_flags
 from sparq_sim.config_flags import flag
 from sparq_sim.errors import UserError
-from sparq_sim.implementations import DEFAULT_IMPLEMENTATION
+from sparq_sim.implementations import BEST_ESTIMATE_HELP, DEFAULT_IMPLEMENTATION
 from sparq_sim.models import ModelConfig, custom_model, get_preset
 from sparq_sim.units import parse_positive_int
 from sparq_sim.workload import COMPRESSION_FLAG, MAX_BATCH, Workload  # noqa: F401 (MAX_BATCH: for the commands)
@@ -108,9 +108,16 @@ def implementation_from_args(args):
     return configure(threads=n)
 
 
-def add_impl_arguments(parser, timing: bool = True) -> None:
-    """--impl NAME, --threads N and (with `timing`) --timing HOW."""
-    config_flags.add_flags(parser, ImplementationChoice, None if timing else ("impl", "threads"))
+def add_impl_arguments(parser, timing: bool = True, best_estimate: bool = False) -> None:
+    """--impl NAME, --threads N and (with `timing`) --timing HOW. With `best_estimate`, --impl has
+    no default: the command takes implementations.best_estimate of its device and timing."""
+    specs = config_flags.flags(ImplementationChoice, None if timing else ("impl", "threads"))
+    if best_estimate:
+        impl = specs["impl"]
+        text = impl.help() if callable(impl.help) else impl.help
+        specs["impl"] = replace(impl, default=None, help=f"{text} (default: "
+                                f"{BEST_ESTIMATE_HELP})")
+    config_flags.add_flag(parser, *specs.values())
 
 
 def model_from_args(args) -> ModelConfig:

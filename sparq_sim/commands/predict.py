@@ -16,13 +16,7 @@ def add_arguments(parser) -> None:
     add_request_arguments(parser)
     add_batch_arguments(parser)
     _args.add_model_arguments(parser)
-    _args.add_impl_arguments(parser)
-    # the best estimate of the device's kind unless --impl names a model (best_estimate)
-    parser.set_defaults(impl=None)
-    for action in parser._actions:
-        if action.dest == "impl":
-            action.help = (action.help or "") + " (default: gpt-fast on a GPU, llama.cpp on a CPU; ideal " \
-                "with --timing roofline or sim)"
+    _args.add_impl_arguments(parser, best_estimate=True)
     _args.add_format_argument(parser)
     from sparq_sim.commands import _methods
     _methods.add_method_argument(parser)
@@ -40,9 +34,8 @@ def run(args) -> int:
         return run_method(args)
     device = load_device(args.hw)
     if args.impl is None:
-        # no --impl: the best estimate, or the ideal bound where --timing roofline|sim asks for it
-        from sparq_sim.implementations import DEFAULT_IMPLEMENTATION, best_estimate
-        args.impl = best_estimate(device) if args.timing in (None, "calibrated") else DEFAULT_IMPLEMENTATION
+        from sparq_sim.implementations import best_estimate
+        args.impl = best_estimate(device, args.timing)
     if args.seqs is not None:
         from sparq_sim import batch
         mixed = mixed_from_args(args, device, _args.implementation_from_args(args))

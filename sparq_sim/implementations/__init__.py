@@ -19,10 +19,16 @@ DEFAULT_IMPLEMENTATION = "ideal"
 # model is checked against published end-to-end runs (gpt-fast: compiled PyTorch with CUDA
 # graphs, its kernels calibrated on the A10G and A100 rows; llama.cpp: the fork's CPU setup)
 BEST_ESTIMATE = {"gpu": "gpt-fast", "cpu": "llama.cpp"}
+BOUND_TIMINGS = ("roofline", "sim")   # timings that ask for the ideal bound when no model is named
+BEST_ESTIMATE_HELP = (f"{BEST_ESTIMATE['gpu']} on a GPU, {BEST_ESTIMATE['cpu']} on a CPU; "
+                      f"{DEFAULT_IMPLEMENTATION} with --timing {' or '.join(BOUND_TIMINGS)}")
 
 
-def best_estimate(device) -> str:
-    """The implementation predict estimates with on `device` unless --impl names one."""
+def best_estimate(device, timing: str | None = None) -> str:
+    """The implementation predict estimates with on `device` unless --impl names one: the best
+    estimate of its kind, or the ideal bound where `timing` asks for a roofline or the simulator."""
+    if timing in BOUND_TIMINGS:
+        return DEFAULT_IMPLEMENTATION
     return BEST_ESTIMATE.get(device.kind, DEFAULT_IMPLEMENTATION)
 
 

@@ -214,20 +214,57 @@ def test_cross_device_fit_predicts_with_the_targets_physics(tmp_path):
 
 
 def test_fit_reports_constants_the_rows_do_not_pin():
-    """A term that binds on no row leaves its constant free above some value: the fit keeps where
-    the optimiser stopped and reports the lowest value that fits as well (here e^2, where the
-    second residual starts to grow), or None when no value binds; a pinned constant is not listed."""
+    """A term that binds on no row leaves its constant free over a range: the fit finds, from where
+    the optimiser stopped, the lowest and highest values that fit as well (b: from 2, where the
+    second residual starts to grow, up to its bound 5; c: bound to bound) and reports the lowest, or
+    None when that is the bound; a pinned constant is not listed."""
     import numpy as np
-    from sparq_sim.calibration.fit import _flat_from
+    from sparq_sim.calibration.fit import _flat_range, _unpinned_report
 
     def residuals(x):
         return np.array([x[0] - 1.0, max(0.0, 2.0 - x[1]), 0.0 * x[2]])
 
     x = np.array([1.0, 3.0, 0.5])
     jac = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    flat = _flat_from(residuals, x, residuals(x), jac, np.array([-5.0, -5.0, -5.0]), ["a", "b", "c"])
-    assert set(flat) == {"b", "c"} and flat["c"] is None
-    assert flat["b"] == pytest.approx(np.exp(2.0), rel=1e-3)
+    lo, hi = np.full(3, -5.0), np.full(3, 5.0)
+    flat = _flat_range(residuals, x, residuals(x), jac, lo, hi, ["a", "b", "c"])
+    assert set(flat) == {"b", "c"} and flat["c"] == (-5.0, 5.0)
+    assert flat["b"][0] == pytest.approx(2.0, abs=1e-3) and flat["b"][1] == 5.0
+    assert _unpinned_report(flat, lo, ["a", "b", "c"]) == {"b": pytest.approx(np.exp(2.0), rel=1e-3), "c": None}
+
+
+def test_unpinned_constants_take_their_prior_within_the_range_that_fits():
+    """Where the optimiser stopped in a flat range is chance: each unpinned constant moves to its
+    prior (log 1.0 = 0) when that lies in the range (b), to the range's nearer end when the prior
+    lies outside it (c: above it from 0.5; d: a cost flat up to -0.5); pinned ones stay."""
+    import numpy as np
+    from sparq_sim.calibration.fit import _unpinned_at_prior
+
+    x = np.array([0.3, 2.0, 4.0, -1.0])
+    ranges = {"b": (-1.0, 5.0), "c": (0.5, 5.0), "d": (-5.0, -0.5)}
+    moved = _unpinned_at_prior(x, np.zeros(4), ranges, ["a", "b", "c", "d"])
+    assert moved == pytest.approx([0.3, 0.0, 0.5, -0.5])
+    assert x[1] == 2.0                                          # the optimiser's point is left as it was
+
+
+def test_fit_is_independent_of_where_the_optimiser_stops_in_a_flat_range():
+    """The A10G rows leave issue_per_cycle.compiled free above a value and llc_eff.compiled free
+    everywhere: each takes its prior (the spec's initial value) or the lowest value that fits,
+    never the optimiser's stopping point."""
+    from sparq_sim.calibration import fit as fitting
+    from sparq_sim.calibration.constants import spec_of
+    from sparq_sim.validation import published
+    from sparq_sim.validation.core import device_for
+    from sparq_sim.validation.measurements import read_measurements
+    rows = [m for m in read_measurements(published("a10g")) if m.kernel == "sparq-attn-compiled" and m.batch == 16]
+    constants, report = fitting.fit(rows, device_for("a10g"))
+    for name, lowest in report["unpinned"].items():
+        prior = spec_of(name)[1].initial
+        expected = prior if lowest is None else max(prior, lowest)
+        assert constants[name] == pytest.approx(expected, rel=1e-9), name
+    assert report["unpinned"]["issue_per_cycle.compiled"] is not None   # the case exercises both branches
+    assert report["unpinned"]["llc_eff.compiled"] is None
+    assert set(report["libraries"]) == {"python", "numpy", "scipy", "cpu"}
 
 
 EPYC = load_device("epyc-7763")     # 64 cores, 204.8 GB/s x 0.78 sustained
@@ -285,11 +322,13 @@ def test_cross_device_spread_of_unpinned_constants():
     predicted = fitting.predict_times(a100, device, constants)
     measured = np.array([m.duration_s for m in a100])
     by_hw = {"a100-40gb": list(range(len(a100)))}
+    high = spec_of("issue_per_cycle.eager")[1].high
     spread = unpinned_spread(a100, by_hw, {"a100-40gb": device}, constants,
-                             {"issue_per_cycle.eager": 0.5, "eff.sparse_rows": None}, predicted)
-    assert set(spread) == {"issue_per_cycle.eager"}     # None: binds nowhere, nothing to spread
+                             {"issue_per_cycle.eager": (0.5, high), "bytes_in_flight.absent-family": (1.0, 2.0)},
+                             predicted)
+    assert set(spread) == {"issue_per_cycle.eager"}     # a constant the predictions do not use: nothing to spread
     s = spread["issue_per_cycle.eager"]
-    for end, value in (("at_lowest", 0.5), ("at_highest", spec_of("issue_per_cycle.eager")[1].high)):
+    for end, value in (("at_lowest", 0.5), ("at_highest", high)):
         times = fitting.predict_times(a100, device, {**constants, "issue_per_cycle.eager": value})
         assert s[end]["median_abs_pct_error"] == pytest.approx(np.median(np.abs(times / measured - 1)) * 100)
     slow = fitting.predict_times(a100, device, {**constants, "issue_per_cycle.eager": 0.5})

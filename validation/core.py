@@ -134,9 +134,9 @@ def validate(rows, *, fit: bool = False, train=None, calibration=None, fit_on=No
         predicted[idx] = fitting.predict_times(subset, device, params)
     measured = np.array([m.duration_s for m in rows])
     errors = abs_pct_error(predicted, measured)
-    if shared is not None and fits["fitted_on"].get("unpinned"):
+    if shared is not None and fits["fitted_on"].get("unpinned_range"):
         fits["fitted_on"]["unpinned_spread"] = unpinned_spread(rows, by_hw, devices, shared,
-                                                               fits["fitted_on"]["unpinned"], predicted)
+                                                               fits["fitted_on"]["unpinned_range"], predicted)
     named = {**devices, **(source_devices if fit_on is not None else {})}
     return Report(rows, predicted, errors, speedups(rows, measured), speedups(rows, predicted), sources, fits, label,
                   device_names={hw: d.name for hw, d in named.items()}, kind=next(iter(devices.values())).kind)
@@ -150,17 +150,16 @@ def _predict_shared(subset, device, params) -> np.ndarray:
     return fitting.predict_times(subset, device, store.on_device(params, device, subset[0].threads))
 
 
-def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, unpinned: dict, predicted) -> dict:
+def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, ranges: dict, predicted) -> dict:
     """What the constants the source rows leave free do to the predicted rows.
 
-    A constant whose term binds on no source row fits them alike anywhere above its lowest such
-    value (``unpinned``, from the fit); where the fit stopped in that range is chance, yet on another
-    device the term may bind. For each such constant: the target's errors with it at that lowest
-    value and at its upper fitting bound (the term all but switched off), to set beside the
-    fitted value's (the report's overall), and how many target rows move by more than 0.1%: the
-    part of the cross-device error that rests on values the source device did not measure.
+    A constant whose term binds on no source row fits them alike anywhere in a range (``ranges``:
+    name -> (lowest, highest), from the fit); the fit takes its prior within that range, yet on
+    another device the term may bind. For each such constant: the target's errors with it at either
+    end of the range, to set beside the prior's (the report's overall), and how many target rows
+    move by more than 0.1%: the part of the cross-device error that rests on values the source
+    device did not measure.
     """
-    from sparq_sim.calibration.constants import spec_of
     measured = np.array([m.duration_s for m in rows])
 
     def errors_with(name, value):
@@ -171,10 +170,9 @@ def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, unpinned: di
         return out
 
     spread = {}
-    for name, lowest in sorted(unpinned.items()):
-        if lowest is None or name not in params:
-            continue   # no value binds on any row, source or (by the same structure) target
-        highest = spec_of(name)[1].high
+    for name, (lowest, highest) in sorted(ranges.items()):
+        if name not in params:
+            continue
         at_low, at_high = errors_with(name, lowest), errors_with(name, highest)
         moved = (np.abs(at_low / predicted - 1) > 1e-3) | (np.abs(at_high / predicted - 1) > 1e-3)
         spread[name] = {"fitted": params[name], "lowest": lowest, "highest": highest,
@@ -214,15 +212,15 @@ def format_report(report: Report, worst: int = 10) -> str:
     for hw, src in report.sources.items():
         lines.append(f"constants for {hw}: {src}")
     for fit_name, fit in report.fits.items():
-        free = fit.get("unpinned") or {}
+        free = fit.get("unpinned_range") or {}
         if free:
             rows = "--fit-on" if fit_name == "fitted_on" else fit_name
-            lines.append(f"not pinned by the {rows} rows (each stays where the fit stopped; every value from "
-                         "the one given up fits them alike): "
-                         + ", ".join(k if v is None else f"{k} (from {v:.3g})" for k, v in free.items()))
+            lines.append(f"not pinned by the {rows} rows (every value in the range fits them alike; each takes "
+                         "its prior, brought into the range): "
+                         + ", ".join(f"{k} ({a:.3g} to {b:.3g})" for k, (a, b) in free.items()))
         spread = fit.get("unpinned_spread") or {}
         if spread:
-            lines.append("median |err| of the predicted rows with each at its lowest / fitted / highest value: "
+            lines.append("median |err| of the predicted rows with each at its lowest / prior / highest value: "
                          + ", ".join(f"{k} {v['at_lowest']['median_abs_pct_error']:.1f}% / "
                                      f"{d['overall']['median_abs_pct_error']:.1f}% / "
                                      f"{v['at_highest']['median_abs_pct_error']:.1f}% ({v['rows_moved']} rows move)"

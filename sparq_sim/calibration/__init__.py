@@ -29,10 +29,10 @@ def calibrate(rows, devices, path, *, command: str, fitted_on: str, family: str,
     device = next(iter(devices.values()))
     source = f"fitted on {fitted_on} ({len(rows)} rows) by `{command}` on {store.today()}"
     sources = {k: ("fitted", source) for k in params}
-    for k, low in report.get("unpinned", {}).items():
-        which = "any value" if low is None else f"every value from {low:.4g} up"
-        sources[k] = ("fitted", f"{source}; not pinned by these rows: {which} fits them within "
-                                f"{fitting.FLAT_COST:.1%} of the best cost")
+    for k, (low, high) in report.get("unpinned_range", {}).items():
+        sources[k] = ("assumed", f"{source}; not pinned by these rows: every value from {low:.4g} to {high:.4g} fits "
+                                 f"them within {fitting.FLAT_COST:.1%} of the best cost, so it is the prior brought "
+                                 "into that range")
     sources.update(report["fixed_sources"])
     if "per_thread_bw" in params:
         sources["per_thread_bw"] = ("derived", "measured read bandwidth / threads it was measured with; "

@@ -160,20 +160,37 @@ def fit(measurements, devices, fitted=None, fixed: dict | None = None,
         result = min(tries, key=lambda r: r.cost)
     else:
         result = robust(x0, 1.0)
-    constants = constants_of(result.x)
-    res = residuals(result.x)
-    unpinned = _flat_from(residuals, result.x, res, result.jac, lo, names)
+    flat = _flat_range(residuals, result.x, residuals(result.x), result.jac, lo, hi, names)
+    unpinned = _unpinned_report(flat, lo, names)
+    x = _unpinned_at_prior(result.x, x0, flat, names)
+    constants = constants_of(x)
+    res = residuals(x)
     per_launch = host_ops_per_launch(measurements, constants, kind)
     if per_launch is not None and "host_ops_per_launch" not in names:
         constants = constants.with_values({"host_ops_per_launch": per_launch})
-    at_bound = [n for n, v, a, b in zip(names, result.x, lo, hi) if v - a < 1e-3 or b - v < 1e-3]
+    at_bound = [n for n, v, a, b in zip(names, x, lo, hi) if v - a < 1e-3 or b - v < 1e-3]
     report = {"rows": len(measurements), "devices": sorted(groups), "fitted": names, "fixed": sorted(fixed_values),
               "fixed_sources": {k: v[1:] for k, v in fixed_all.items()},
               "rms_log_error": float(np.sqrt(np.mean(res ** 2))),
               "median_abs_pct_error": float(np.median(np.abs(np.expm1(res))) * 100),
               "status": result.message, "nfev": int(result.nfev), "at_bounds": at_bound,
-              "unpinned": unpinned}
+              "unpinned": unpinned,
+              "unpinned_range": {n: [float(math.exp(a)), float(math.exp(b))] for n, (a, b) in flat.items()},
+              "libraries": fit_environment()}
     return constants.as_dict(), report
+
+
+def fit_environment() -> dict:
+    """The library builds a fit's stopping point depends on (another numpy or scipy may round its
+    steps differently and stop elsewhere in a shallow minimum)."""
+    import platform
+
+    import scipy
+
+    from sparq_sim.machine import cpu_model
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
+            "cpu": cpu_model()}
 
 
 SOFT_L1_SCALE = 0.1          # f_scale of the robust fit: residuals (log time) beyond ~10% count linearly
@@ -185,16 +202,16 @@ def _soft_l1_cost(res: np.ndarray) -> float:
     return float(np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
-def _flat_from(residuals, x, res, jac, lo, names, steps: int = 16) -> dict:
-    """{constant: lowest value that fits as well, or None for any} for the constants the rows do not pin
-    (``res``: the residuals at the optimum ``x``).
+def _flat_range(residuals, x, res, jac, lo, hi, names, steps: int = 40) -> dict:
+    """{constant: (lowest, highest) log value that fits as well} for the constants the rows do not
+    pin (``res``: the residuals at the optimum ``x``; an end at ``lo`` or ``hi`` is the fitting bound).
 
-    A rate or capacity whose term binds on no row leaves the fit's cost flat above some value, and
-    the optimiser stops anywhere up there (a Triton program fitted to keep 800 kB in flight, say).
-    Each such constant (zero Jacobian column at the optimum) keeps the value it stopped at; the
-    report gives, found by bisection in log space, the lowest value that raises the fit's cost by
-    at most ``FLAT_COST`` of it: every value from there up fits these rows alike, so what it
-    predicts for another device is not measured.
+    A rate or capacity whose term binds on no row leaves the fit's cost flat above some value (a
+    Triton program fitted to keep 800 kB in flight, say), a cost that binds nowhere leaves it flat
+    below one, and the optimiser stops anywhere in that range. Each such constant (zero Jacobian
+    column at the optimum) gets, by bisection in log space from where it stopped, the widest range
+    of values that raise the fit's cost by at most ``FLAT_COST`` of it: every value in there fits
+    these rows alike, so what it predicts for another device is not measured.
     """
     allowed = _soft_l1_cost(res) * (1.0 + FLAT_COST)
     out = {}
@@ -203,15 +220,39 @@ def _flat_from(residuals, x, res, jac, lo, names, steps: int = 16) -> dict:
             trial = np.array(x, dtype=float)
             trial[i] = v
             return _soft_l1_cost(residuals(trial)) <= allowed
-        if same(lo[i]):
-            out[names[i]] = None            # flat down to its bound: the term binds on no row at all
-            continue
-        low, high = lo[i], x[i]
-        for _ in range(steps):
-            mid = 0.5 * (low + high)
-            low, high = (low, mid) if same(mid) else (mid, high)
-        out[names[i]] = float(math.exp(high))
+
+        def edge(bound):
+            if same(bound):
+                return float(bound)
+            inside, outside = float(x[i]), float(bound)
+            for _ in range(steps):
+                mid = 0.5 * (inside + outside)
+                inside, outside = (mid, outside) if same(mid) else (inside, mid)
+            return inside
+        out[names[i]] = (edge(lo[i]), edge(hi[i]))
     return out
+
+
+def _unpinned_report(ranges: dict, lo, names) -> dict:
+    """{constant: lowest value that fits as well, or None when that is its fitting bound (the term
+    binds on no row at all)}: what fits report and calibration files record."""
+    return {n: None if low <= lo[names.index(n)] else float(math.exp(low)) for n, (low, _) in ranges.items()}
+
+
+def _unpinned_at_prior(x, x0, ranges: dict, names) -> np.ndarray:
+    """``x`` with each constant the rows do not pin moved from where the optimiser stopped to its prior
+    (its initial value), brought into the range that fits as well.
+
+    Every value in that range fits the rows alike, so the optimiser's stopping point is an accident
+    of its path (it moves with the numerical libraries' rounding and the CPU's BLAS kernels), yet
+    another device may feel the term: a prediction must not rest on it. The prior is the model's
+    structural guess before any measurement, so the value a row-less term takes is a stated choice.
+    """
+    x = np.array(x, dtype=float)
+    for name, (low, high) in ranges.items():
+        i = names.index(name)
+        x[i] = min(max(x0[i], low), high)
+    return x
 
 
 def host_ops_per_launch(measurements, constants, kind: str = "gpu") -> float | None:

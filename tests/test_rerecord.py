@@ -1,0 +1,28 @@
+"""The re-record list covers every recorded validation result, and each command's inputs exist."""
+
+from pathlib import Path
+
+from sparq_sim.validation.rerecord import records
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASURED = ("cpu-llamacpp",)    # benchmark timings of this project's C++ op, not validate outputs
+
+
+def test_every_recorded_result_has_its_command():
+    recorded = {p.relative_to(ROOT).as_posix() for p in (ROOT / "validation/results").glob("*.json")
+                if not p.name.startswith(MEASURED)}
+    written = [r.stdout for r in records() if r.stdout]
+    assert len(written) == len(set(written))                    # no result written twice
+    assert recorded == set(written)
+
+
+def test_every_command_reads_files_that_exist_and_fits_before_it_is_used():
+    order = [r.args for r in records()]
+    for args in order:
+        for token in args.replace(",", " ").split():
+            if token.endswith(".csv"):
+                assert (ROOT / token).is_file(), token
+    gpu_fit = next(i for i, a in enumerate(order) if "--write-calibration sparq_sim/calibration/gpu.toml" in a)
+    stored = [i for i, a in enumerate(order) if a.startswith("validate --measurements validation/data/")
+              and "--fit" not in a and "--holdout" not in a]
+    assert stored and min(stored) > gpu_fit                     # the stored checks use the fresh calibration

@@ -264,7 +264,7 @@ def test_fit_is_independent_of_where_the_optimiser_stops_in_a_flat_range():
         assert constants[name] == pytest.approx(expected, rel=1e-9), name
     assert report["unpinned"]["issue_per_cycle.compiled"] is not None   # the case exercises both branches
     assert report["unpinned"]["llc_eff.compiled"] is None
-    assert set(report["libraries"]) == {"python", "numpy", "scipy", "cpu"}
+    assert set(report["libraries"]) == {"python", "numpy", "scipy", "cpu", "core"}
 
 
 EPYC = load_device("epyc-7763")     # 64 cores, 204.8 GB/s x 0.78 sustained

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from sparq_sim.validation.rerecord import records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +28,12 @@ def test_every_command_reads_files_that_exist_and_fits_before_it_is_used():
     stored = [i for i, a in enumerate(order) if a.startswith("validate --measurements validation/data/")
               and "--fit" not in a and "--holdout" not in a]
     assert stored and min(stored) > gpu_fit                     # the stored checks use the fresh calibration
+
+
+def test_largest_move_is_the_biggest_figure_change_in_points():
+    from sparq_sim.validation.rerecord import largest_move
+    stored = {"n": 10, "median": 6.17, "p90": 23.25, "speedup_median": 7.49, "speedup_p90": float("nan")}
+    fresh = {"n": 10, "median": 6.16, "p90": 23.26, "speedup_median": 7.89, "speedup_p90": float("nan")}
+    assert largest_move(stored, fresh) == pytest.approx(0.40)
+    assert largest_move(stored, {**fresh, "n": 11}) == float("inf")            # other rows: not comparable
+    assert largest_move({"text": "a"}, {"text": "b"}) == float("inf")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def _run(record: Record, cwd: Path) -> str:
 
 def check(root: Path) -> int:
     """Run the commands whose stdout is recorded and report the recorded JSONs whose figures moved."""
-    moved = 0
+    moved, largest = 0, 0.0
     for record in records():
         if record.stdout is None or "--write-calibration" in record.args:
             continue
@@ -133,9 +134,21 @@ def check(root: Path) -> int:
         stored = headline(json.loads((root / record.stdout).read_text()))
         if fresh != stored:
             moved += 1
+            largest = max(largest, largest_move(stored, fresh))
             print(f"{record.stdout}: recorded {stored}, now {fresh}")
-    print(f"{moved} recorded result(s) moved; fitted with {fit_environment()}")
+    print(f"{moved} recorded result(s) moved (largest figure move {largest:.2f} points); "
+          f"fitted with {fit_environment()}")
     return 1 if moved else 0
+
+
+def largest_move(stored: dict, fresh: dict) -> float:
+    """The largest change, in percentage points, of a headline figure both hold (inf when a figure
+    is missing from one or the text of an end-to-end report differs)."""
+    if stored.keys() != fresh.keys() or "text" in stored:
+        return math.inf
+    moves = [abs(fresh[k] - stored[k]) for k in stored if k != "n" and math.isfinite(stored[k])
+             and math.isfinite(fresh[k])]
+    return max(moves, default=0.0) if stored["n"] == fresh["n"] else math.inf
 
 
 def rerecord(root: Path) -> None:

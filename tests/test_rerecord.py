@@ -37,3 +37,32 @@ def test_largest_move_is_the_biggest_figure_change_in_points():
     assert largest_move(stored, fresh) == pytest.approx(0.40)
     assert largest_move(stored, {**fresh, "n": 11}) == float("inf")            # other rows: not comparable
     assert largest_move({"text": "a"}, {"text": "b"}) == float("inf")
+
+
+@pytest.mark.parametrize("argv, problem", [(["--check", "--tolerance", "-1"], "--tolerance must be"),
+                                           (["--check", "--tolerance", "nan"], "--tolerance must be"),
+                                           (["--tolerance", "0.5"], "--tolerance needs --check")])
+def test_bad_tolerance_is_one_line_and_exit_2(argv, problem, capsys):
+    from sparq_sim.validation.rerecord import main
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_check_fails_only_past_the_tolerance(monkeypatch, capsys, tmp_path):
+    import json
+
+    from sparq_sim.validation import rerecord
+    one = rerecord.Record("validate --measurements x.csv --format json", "x.json")
+    stored = {"overall": {"n": 5, "median_abs_pct_error": 6.17, "p90_abs_pct_error": 23.25}}
+    fresh = {"overall": {"n": 5, "median_abs_pct_error": 6.47, "p90_abs_pct_error": 23.25}}
+    (tmp_path / "x.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(rerecord, "records", lambda: [one])
+    monkeypatch.setattr(rerecord, "_run", lambda record, root: json.dumps(fresh))
+    assert rerecord.check(tmp_path, tolerance=0.5) == 0      # moved 0.30 points, within 0.5
+    assert rerecord.check(tmp_path, tolerance=0.2) == 1      # past 0.2
+    assert rerecord.check(tmp_path) == 1                     # default: any move fails
+    assert "largest figure move 0.30 points" in capsys.readouterr().out
+    (tmp_path / "x.json").write_text(json.dumps(fresh))
+    assert rerecord.check(tmp_path) == 0                     # nothing moved

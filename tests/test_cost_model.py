@@ -83,6 +83,33 @@ def test_units_hold_several_programs_past_u():
         pytest.approx(1e9 / (108 * 16 * 1.41e9 * 0.5))
 
 
+def test_a_programs_tile_arithmetic_adds_to_its_loads():
+    """The memory-efficient kernel's 64-row tile computes 64 query rows for each decoding row: 32
+    programs on 32 of the A100's 108 units, each at 312e12 / 108 flop/s x tile_eff 0.5, add
+    flops / (32 x 1.444e12) to their Little's-law load time; 1000 programs leave ceil(1000 / 108) =
+    10 on the busiest unit."""
+    flops = 4.0 * 128 * 16384 * 32 * 64
+    phase = KernelPhase("attention", _stream(1e9), family="sdpa-mem-efficient", rows=32,
+                        tile_flops=flops, tile_dtype="float16")
+    consts = {"bytes_in_flight.sdpa-mem-efficient": 4000.0, "tile_eff.sdpa-mem-efficient": 0.5}
+    loads = 1e9 / (32 * 4000 / 400e-9)
+    assert _time(phase, A100, **consts) == pytest.approx(loads + flops / (32 * 312e12 / 108 * 0.5))
+    many = replace(phase, rows=1000, tile_flops=flops * 1000 / 32)
+    assert _time(many, A100, **consts) == pytest.approx(1e9 / (216 * 4000 / 400e-9) + 10 * flops / 32 / (312e12 / 108 * 0.5))
+    # without a tile efficiency the term is absent (every other family)
+    assert _time(phase, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0}) == pytest.approx(loads)
+
+
+def test_only_the_memory_efficient_tile_pads_its_query_rows():
+    from sparq_sim.implementations.published_common import kernel_phases
+    from sparq_sim.models import get_preset
+    from sparq_sim.workload import Workload
+    w = Workload(model=get_preset("llama-2-7b"), seq=4096, batch=2, kv_dtype="float16")
+    (mem_eff,) = kernel_phases("attn-mem-efficient", w)
+    assert mem_eff.tile_flops == pytest.approx(64 * mem_eff.flops) and mem_eff.tile_dtype == "float16"
+    assert all(p.tile_flops == 0 for p in kernel_phases("attn-flash", w))
+
+
 def test_littles_law_latency_is_the_devices():
     """The same constants on a device with twice the DRAM latency take twice as long when row-limited."""
     slow = replace(A100, dram_latency_s=Figure(800e-9, "assumed", "test"))

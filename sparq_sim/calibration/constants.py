@@ -61,11 +61,14 @@ SPECS: dict[str, Spec] = {
                     "access-granularity sector (fused gathers)", 0.5, 1e-3, 2.0, per="family", absent=math.inf),
     "row_issue_per_cycle": Spec("loads/program/cycle", "scattered loads one program of a row-parallel kernel "
                                 "issues per cycle", 0.5, 1e-5, 1e3, per="family", absent=math.inf),
+    "tile_eff": Spec("fraction", "share of one unit's peak matrix rate a program of a row-parallel kernel reaches on "
+                     "its tiles (the query rows padded to the tile's), serial with its own loads",
+                     0.5, 1e-3, 1.0, per="family", absent=math.inf),
     "topk_per_cycle": Spec("elements/program/cycle", "elements a top-k program ranks per clock cycle (one "
                            "program per ranked row)", 0.1, 1e-5, 1e2),
     "topk_programs_per_unit": Spec("programs", "top-k programs one unit runs at once", 2.0, 0.1, 64.0),
-    "compute_eff": Spec("fraction", "share of peak arithmetic a family reaches (fitted on CPUs; GPUs reach "
-                        "peak, their attention arithmetic never binds)", 0.2, 1e-4, 1.0, per="family", absent=1.0),
+    "compute_eff": Spec("fraction", "share of peak arithmetic a family reaches (fitted on CPUs; on GPUs the "
+                        "useful arithmetic never binds, a row-parallel kernel's padded tiles are tile_eff's)", 0.2, 1e-4, 1.0, per="family", absent=1.0),
     "bw_factor": Spec("fraction", "share of the bandwidth code of this family draws, relative to the reference "
                       "family (GPUs: the eager element-wise kernels; CPUs: of the measured stream rate, the "
                       "BLAS families of the framework's matmul read rate)",

@@ -28,6 +28,7 @@ from sparq_sim.implementations.published_common import kernel_phases
 # for families present.
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
+              "tile_eff.sdpa-mem-efficient",
               "issue_per_cycle.eager", "issue_per_cycle.compiled", "llc_eff.compiled", "llc_eff.triton",
               "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch",
               # each family's share of the bandwidth, the element-wise eager kernels the reference (1):

@@ -10,6 +10,8 @@ predict another with nothing rescaled. For one call (a list of phases) on a devi
                           and for a row-parallel kernel with P programs on U units at least
                           moved bytes / (min(P, U * R) * bytes_in_flight[family] / DRAM latency)   (Little's law;
                           R: programs a unit holds at once, families.resident_programs)
+                          + ceil(P / U) * tile flops / P / (peak[dtype] / U * tile_eff[family])   (each
+                          program's own arithmetic, query rows padded to its tile's, between its loads)
         scattered loads = loads / (U * clock * issue_per_cycle[family])         framework gathers, or
                           loads * sector / (LLC bandwidth * llc_eff[family])    fused gathers (one sector each)
                           and for a row-parallel kernel at least loads / (min(P, U * R) * clock * row_issue_per_cycle)
@@ -63,6 +65,8 @@ class CallFeatures:
     topk_rows: np.ndarray = None                   # per phase: rows a top-k pass ranks (one program each)
     repeated: np.ndarray = None                    # per call: timed on the same inputs, no cache flush between
     extra_ops: np.ndarray = None                   # per phase: host ops beyond the kernel's fitted host_ops
+    tile_flops: np.ndarray = None                  # per phase: a row-parallel kernel's padded tile arithmetic
+    tile_dtype: list = None                        # per phase: its dtype ("" where none)
 
 
 def features(calls: list, granularity: int, kernels: list | None = None,
@@ -75,6 +79,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
     touches under half the lines). GPUs have no such prefetcher: only the sectors touched move.
     """
     call, by, rows, fam, sc, tk, fl, la, sk, tr, xo = [], [], [], [], [], [], [], [], [], [], []
+    tf, td = [], []
     for i, phases in enumerate(calls):
         for p in phases:
             b = [0.0, 0.0, 0.0]
@@ -92,6 +97,8 @@ def features(calls: list, granularity: int, kernels: list | None = None,
             tk.append(getattr(p, "topk_elements", 0))
             tr.append(getattr(p, "topk_rows", 0))
             xo.append(getattr(p, "extra_host_ops", 0))
+            tf.append(getattr(p, "tile_flops", 0.0))
+            td.append(getattr(p, "tile_dtype", ""))
             fl.append(p.flops)
             la.append(p.launches)
     return CallFeatures(np.array(call, dtype=int), len(calls), np.array(by, dtype=float).reshape(-1, 3),
@@ -100,7 +107,7 @@ def features(calls: list, granularity: int, kernels: list | None = None,
                         None if threads is None else np.array(threads, dtype=float), sk,
                         np.array(tr, dtype=float),
                         np.zeros(len(calls), bool) if repeated is None else np.array(repeated, dtype=bool),
-                        np.array(xo, dtype=float))
+                        np.array(xo, dtype=float), np.array(tf, dtype=float), td)
 
 
 def _family_index(f: CallFeatures) -> tuple[list, np.ndarray]:
@@ -144,6 +151,22 @@ def llc_resident(f: CallFeatures, device) -> np.ndarray:
         return np.zeros(f.n_calls, bool)
     per_call = np.bincount(f.call, weights=f.bytes.sum(axis=1), minlength=f.n_calls)
     return f.repeated & (per_call <= device.llc_bytes.value)
+
+
+def tile_time(f: CallFeatures, c: Constants, device) -> np.ndarray:
+    """Per phase, the time a row-parallel kernel's programs spend on their own tiles' arithmetic
+    (query rows padded to the tile's: ``tile_flops``), serial with their loads: P programs spread
+    over U units, the busiest unit computing ceil(P / U) programs' tiles on its tensor cores
+    (peak / U of the tile's dtype) at the family's ``tile_eff``."""
+    if f.tile_flops is None or not f.tile_flops.any():
+        return np.zeros(len(f.row_family))
+    units = device.compute_units.value
+    unit_rate = np.array([device.peak(dt) / units if dt else math.inf for dt in f.tile_dtype])
+    programs = np.maximum(f.rows, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_program = f.tile_flops / programs
+        busiest = np.ceil(programs / units) * per_program
+        return np.where(f.tile_flops > 0, busiest / (unit_rate * _per_family(c, "tile_eff", f)), 0.0)
 
 
 def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
@@ -197,6 +220,8 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
         program_bw = in_flight / device.dram_latency_s.value
         row_limit = np.where(limited & np.isfinite(program_bw),
                              total_bytes / (np.maximum(programs, 1) * program_bw), 0.0)
+    if not cpu:
+        row_limit = row_limit + tile_time(f, c, device)
     memory = np.maximum(memory, row_limit)
 
     # scattered element loads: issue-bound (an index per element) or one LLC sector each

@@ -84,6 +84,16 @@ TRITON_WARPS_PER_PROGRAM = 4
 # the published A10G rows cannot tell, being memory-bound once the programs outnumber the units).
 MEM_EFFICIENT_WARPS_PER_PROGRAM = 8
 MEM_EFFICIENT_PROGRAMS_PER_UNIT = 2
+# That tile is kQueriesPerBlock = 64 query rows by kKeysPerBlock = 128 keys: a decoding step's one
+# query row per (batch, head) fills one of its 64 rows, and the two matrix products (q K^T and
+# p V) run on all 64, on the unit's tensor cores, between the program's loads of K and V.
+MEM_EFFICIENT_QUERY_ROWS = 64
+
+
+def query_tile_rows(family: str) -> int:
+    """Query rows a row-parallel kernel's tile computes for each (batch, head) row of a decoding
+    step (0: its arithmetic is not modelled per program)."""
+    return MEM_EFFICIENT_QUERY_ROWS if family == Family.SDPA_MEM_EFFICIENT else 0
 
 
 def resident_programs(family: str, max_warps_per_unit: float | None) -> float:

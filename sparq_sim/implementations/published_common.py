@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparq_sim.implementations import base
-from sparq_sim.implementations.families import Family
+from sparq_sim.implementations.families import Family, query_tile_rows
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM, Access, Phase
 from sparq_sim.workload import Workload
 
@@ -47,6 +47,8 @@ class KernelPhase(Phase):
     extra_host_ops: int = 0     # host-dispatched ops beyond the kernel's usual ones (shape-dependent paths)
     scattered_loads: int = 0    # element loads at unrelated addresses
     scatter_kind: str = ""      # CPU rate of its own: "lastdim" (r elements of each K row), "rows" (whole rows)
+    tile_flops: float = 0.0     # matrix arithmetic of a row-parallel kernel's tiles (query rows padded to
+    tile_dtype: str = ""        # the tile's), in this dtype: each program's own work, serial with its loads
 
 
 def _stream(count: int, size: int, what: str, write: bool = False) -> Access:
@@ -100,7 +102,9 @@ def dense_unfused(w: Workload, family: str, *, scale_pass: bool, copy_k: bool = 
 
 
 def dense_fused(w: Workload, family: str, *, copy_kv: bool = False) -> list[Phase]:
-    """One fused kernel, one program per (batch, head) row streaming K and V once.
+    """One fused kernel, one program per (batch, head) row streaming K and V once. A kernel whose
+    tiles hold more query rows than the one a decoding step has computes them all
+    (``families.query_tile_rows``): that arithmetic is each program's own, between its loads.
 
     ``copy_kv``: K and V are first copied to the layout the kernel wants: PyTorch 2.1's flash
     path reshapes K and V, transposed to (B, S, H, D), to (B x S, H, D) for its varlen kernel,
@@ -112,9 +116,12 @@ def dense_fused(w: Workload, family: str, *, copy_kv: bool = False) -> list[Phas
         phases.append(_ph("layout_copy", [base.stream_all(s, "K"), base.stream_all(s, "V"),
                                           _stream(s.kv_instances, 2 * s.seq * s.row, "K,V copy", True)],
                           family + "-copy", 2))
+    tile_rows = query_tile_rows(family)
     phases.append(_ph("attention", [base.read_q(s), base.stream_all(s, "K"), base.stream_all(s, "V"),
                                     base.write_out(s)], family, 1, rows=s.q_instances,
-                      flops=4.0 * s.head_dim * s.seq * s.q_instances))
+                      flops=4.0 * s.head_dim * s.seq * s.q_instances,
+                      tile_flops=4.0 * s.head_dim * s.seq * s.q_instances * tile_rows,
+                      tile_dtype=w.kv_dtype if tile_rows else ""))
     return phases
 
 

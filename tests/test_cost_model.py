@@ -95,7 +95,8 @@ def test_a_programs_tile_arithmetic_adds_to_its_loads():
     loads = 1e9 / (32 * 4000 / 400e-9)
     assert _time(phase, A100, **consts) == pytest.approx(loads + flops / (32 * 312e12 / 108 * 0.5))
     many = replace(phase, rows=1000, tile_flops=flops * 1000 / 32)
-    assert _time(many, A100, **consts) == pytest.approx(1e9 / (216 * 4000 / 400e-9) + 10 * flops / 32 / (312e12 / 108 * 0.5))
+    assert _time(many, A100, **consts) == \
+        pytest.approx(1e9 / (216 * 4000 / 400e-9) + 10 * flops / 32 / (312e12 / 108 * 0.5))
     # without a tile efficiency the term is absent (every other family)
     assert _time(phase, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0}) == pytest.approx(loads)
 

@@ -6,8 +6,9 @@ scipy build, or another CPU's BLAS kernels, can stop a least-squares fit elsewhe
 number is only as good as the check that its command still gives it.
 ``python -m sparq_sim.validation.rerecord --check [--tolerance POINTS]`` runs every command whose
 output is a recorded JSON and lists those whose headline figures moved (failing past the
-tolerance); without ``--check`` it rewrites them all in dependency order (the shipped GPU calibration before the results that use it). Measurement runs
-(``validate --local``) are not re-run: they measure a machine, and their folders are data.
+tolerance); without ``--check`` it rewrites them all in dependency order (the shipped GPU
+calibration before the results that use it). Measurement runs (``validate --local``) are not
+re-run: they measure a machine, and their folders are data.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ SPECS: dict[str, Spec] = {
                            "program per ranked row)", 0.1, 1e-5, 1e2),
     "topk_programs_per_unit": Spec("programs", "top-k programs one unit runs at once", 2.0, 0.1, 64.0),
     "compute_eff": Spec("fraction", "share of peak arithmetic a family reaches (fitted on CPUs; on GPUs the "
-                        "useful arithmetic never binds, a row-parallel kernel's padded tiles are tile_eff's)", 0.2, 1e-4, 1.0, per="family", absent=1.0),
+                        "useful arithmetic never binds, a row-parallel kernel's padded tiles are tile_eff's)",
+                        0.2, 1e-4, 1.0, per="family", absent=1.0),
     "bw_factor": Spec("fraction", "share of the bandwidth code of this family draws, relative to the reference "
                       "family (GPUs: the eager element-wise kernels; CPUs: of the measured stream rate, the "
                       "BLAS families of the framework's matmul read rate)",

@@ -197,15 +197,20 @@ def fit_environment() -> dict:
     its steps differently, another core may run other BLAS kernels, and stop elsewhere in a shallow
     minimum): a guest's model name alone ("AMD EPYC") does not say which core it runs on."""
     import platform
+    from pathlib import Path
 
     import scipy
 
     from sparq_sim.machine import cpu_core, cpu_model, cpu_signature
 
-    signature = cpu_signature()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    signature, name = cpu_signature(text), cpu_core(text)
     core = "unknown" if signature is None else "{} family {:#x} model {:#x}".format(*signature)
-    if cpu_core():
-        core += f" ({cpu_core()})"
+    if name:
+        core += f" ({name})"
     return {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__,
             "cpu": cpu_model(), "core": core}
 

@@ -158,15 +158,16 @@ def tile_time(f: CallFeatures, c: Constants, device) -> np.ndarray:
     (query rows padded to the tile's: ``tile_flops``), serial with their loads: P programs spread
     over U units, the busiest unit computing ceil(P / U) programs' tiles on its tensor cores
     (peak / U of the tile's dtype) at the family's ``tile_eff``."""
-    if f.tile_flops is None or not f.tile_flops.any():
-        return np.zeros(len(f.row_family))
+    out = np.zeros(len(f.row_family))
+    tiled = [i for i in np.flatnonzero(f.tile_flops) if f.tile_dtype[i]] if f.tile_flops is not None else []
+    if not tiled:
+        return out
     units = device.compute_units.value
-    unit_rate = np.array([device.peak(dt) / units if dt else math.inf for dt in f.tile_dtype])
-    programs = np.maximum(f.rows, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_program = f.tile_flops / programs
-        busiest = np.ceil(programs / units) * per_program
-        return np.where(f.tile_flops > 0, busiest / (unit_rate * _per_family(c, "tile_eff", f)), 0.0)
+    unit_rate = np.array([device.peak(f.tile_dtype[i]) / units for i in tiled])
+    programs = np.maximum(f.rows[tiled], 1)
+    busiest = np.ceil(programs / units) * f.tile_flops[tiled] / programs
+    out[tiled] = busiest / (unit_rate * _per_family(c, "tile_eff", f)[tiled])
+    return out
 
 
 def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):

@@ -73,6 +73,7 @@ class Compute(NamedTuple):
     peak_flops: dict          # dtype -> Figure
     max_warps_per_unit: Figure | None = None    # GPUs only: resident warps one SM holds
     core: str | None = None                      # CPUs: the core's microarchitecture (CPU_CORES)
+    load_store_units: Figure | None = None      # GPUs only: load/store lanes of one SM
 
 
 class Overheads(NamedTuple):
@@ -166,6 +167,8 @@ SECTIONS = Section({
         "peak_flops": Table(F("flop/s", 1e6, 1e18), keys=DTYPES, what="dtype", needs=("float32",)),
         "max_warps_per_unit": F("warps", 0, 1024, whole=True, required=False,
                                 doc="GPUs: resident warps per SM (its compute capability's limit)"),
+        "load_store_units": F("lanes", 0, 1024, whole=True, required=False,
+                              doc="GPUs: load/store lanes per SM (addresses its loads issue per cycle)"),
         "core": Text(CPU_CORES, required=False),                    # CPUs: the core's microarchitecture
     }, into=Compute),
     "overheads": Section({
@@ -190,7 +193,7 @@ FIGURES = {
     "compute_units": "compute.units", "launch_s": "overheads.launch_s", "clock_hz": "compute.clock_hz",
     "llc_bandwidth_Bps": "cache.bandwidth_Bps", "dram_latency_s": "dram.idle_latency_s",
     "host_op_s": "host.op_dispatch_s", "graph_kernel_s": "overheads.graph_kernel_s",
-    "max_warps_per_unit": "compute.max_warps_per_unit",
+    "max_warps_per_unit": "compute.max_warps_per_unit", "load_store_units": "compute.load_store_units",
 }
 
 
@@ -221,6 +224,7 @@ class Device:
     host_op_s: Figure
     graph_kernel_s: Figure | None = None
     max_warps_per_unit: Figure | None = None
+    load_store_units: Figure | None = None
     core: str | None = None          # CPUs: the core's microarchitecture (CPU_CORES), where known
     peak_flops: dict = field(default_factory=dict)
     path: str = ""
@@ -239,7 +243,8 @@ class Device:
 
     @property
     def compute(self) -> Compute:
-        return Compute(self.compute_units, self.clock_hz, self.peak_flops, self.max_warps_per_unit, self.core)
+        return Compute(self.compute_units, self.clock_hz, self.peak_flops, self.max_warps_per_unit, self.core,
+                       self.load_store_units)
 
     @property
     def overheads(self) -> Overheads:
@@ -285,7 +290,8 @@ def parse_device(data: dict, path: str) -> Device:
     memory, cache, compute, overheads = d["memory"], d["cache"], d["compute"], d["overheads"]
     if d["kind"] == "gpu":
         for name, value in (("overheads.graph_kernel_s", overheads.graph_kernel_s),
-                            ("compute.max_warps_per_unit", compute.max_warps_per_unit)):
+                            ("compute.max_warps_per_unit", compute.max_warps_per_unit),
+                            ("compute.load_store_units", compute.load_store_units)):
             if value is None:
                 raise UserError(f"hardware file {path}: field {name} is missing")
     return Device(name=d["name"], description=d["description"] or d["name"], kind=d["kind"],
@@ -298,6 +304,7 @@ def parse_device(data: dict, path: str) -> Device:
                   host_op_s=d["host"].op_dispatch_s,
                   graph_kernel_s=overheads.graph_kernel_s if d["kind"] == "gpu" else None,
                   max_warps_per_unit=compute.max_warps_per_unit if d["kind"] == "gpu" else None,
+                  load_store_units=compute.load_store_units if d["kind"] == "gpu" else None,
                   core=compute.core if d["kind"] == "cpu" else None, peak_flops=compute.peak_flops, path=path, dram=d["dram"], link=d["link"],
                   calibration=d["calibration"] or {})
 
@@ -317,7 +324,8 @@ def file_data(device: Device) -> dict:
                              ("access_granularity_bytes", d.granularity_bytes))},
         "cache": figures(("llc_bytes", d.llc_bytes), ("bandwidth_Bps", d.llc_bandwidth_Bps)),
         "compute": {**figures(("units", d.compute_units), ("clock_hz", d.clock_hz),
-                              ("max_warps_per_unit", d.max_warps_per_unit)),
+                              ("max_warps_per_unit", d.max_warps_per_unit),
+                              ("load_store_units", d.load_store_units)),
                     **({"core": d.core} if d.core is not None else {}),
                     "peak_flops": {k: v.to_dict() for k, v in d.peak_flops.items()}},
         "overheads": figures(("launch_s", d.launch_s), ("graph_kernel_s", d.graph_kernel_s)),

@@ -145,15 +145,23 @@ def test_scattered_loads_issue_bound_or_one_llc_sector_each():
 
 def test_compiled_gathers_bind_by_what_they_load():
     """torch.compile's K-once gather (r elements of every position-major row) costs one LLC sector
-    a load; its gathers of contiguous runs (K_t rows, K and V rows) coalesce, and the index
-    arithmetic per element binds them: units x clock x issue_per_cycle.compiled."""
+    a load; its gathers of contiguous runs (K_t rows, K and V rows) coalesce, one indexed load per
+    element, and the units' load/store lanes bind them: units x lanes x clock x issue_per_lane."""
     loads = 10 ** 9
-    rates = {"llc_eff.compiled": 0.5, "issue_per_cycle.compiled": 2.0}
+    rates = {"llc_eff.compiled": 0.5, "issue_per_lane.compiled": 0.05, "issue_per_cycle.eager": 2.0}
     once = KernelPhase("gather_r", (), family="compiled", scattered_loads=loads, scatter_kind="lastdim")
     assert _time(once, A100, **rates) == pytest.approx(loads * 32 / (7.22e12 * 0.5))
+    a10g = load_device("a10g")                          # 80 SMs of 16 lanes at 1.71 GHz
     for kind in ("", "rows"):
         runs = replace(once, scatter_kind=kind)
-        assert _time(runs, A100, **rates) == pytest.approx(loads / (108 * 1.41e9 * 2.0))
+        assert _time(runs, A100, **rates) == pytest.approx(loads / (108 * 32 * 1.41e9 * 0.05))
+        assert _time(runs, a10g, **rates) == pytest.approx(loads / (80 * 16 * 1.71e9 * 0.05))
+    # eager torch.gather's offset arithmetic binds it: the lanes do not enter
+    eager = replace(once, family="eager", scatter_kind="")
+    assert _time(eager, a10g, **rates) == pytest.approx(loads / (80 * 1.71e9 * 2.0))
+    # a GPU file without the lanes cannot price such a gather, and says which field it lacks
+    with pytest.raises(UserError, match="compute.load_store_units"):
+        _time(runs, replace(A100, load_store_units=None), **rates)
 
 
 def test_topk_one_program_per_row():
@@ -203,7 +211,8 @@ def test_calibration_file_with_misspelt_constant_names_it(tmp_path):
 
 @pytest.mark.parametrize("field,needle", [("clock_hz", "compute.clock_hz"), ("op_dispatch_s", "host.op_dispatch_s"),
                                           ("graph_kernel_s", "overheads.graph_kernel_s"),
-                                          ("max_warps_per_unit", "compute.max_warps_per_unit")])
+                                          ("max_warps_per_unit", "compute.max_warps_per_unit"),
+                                          ("load_store_units", "compute.load_store_units")])
 def test_hardware_file_missing_a_physics_figure_names_it(tmp_path, field, needle):
     from sparq_sim.hardware import HERE, load_file
     lines = [line for line in (HERE / "a10g.toml").read_text().splitlines() if not line.startswith(f"{field} =")]
@@ -276,7 +285,7 @@ def test_unpinned_constants_take_their_prior_within_the_range_that_fits():
 
 
 def test_fit_is_independent_of_where_the_optimiser_stops_in_a_flat_range():
-    """The A10G rows leave issue_per_cycle.compiled free above a value and llc_eff.compiled free
+    """The A10G rows leave issue_per_lane.compiled free above a value and llc_eff.compiled free
     everywhere: each takes its prior (the spec's initial value) or the lowest value that fits,
     never the optimiser's stopping point."""
     from sparq_sim.calibration import fit as fitting
@@ -290,7 +299,7 @@ def test_fit_is_independent_of_where_the_optimiser_stops_in_a_flat_range():
         prior = spec_of(name)[1].initial
         expected = prior if lowest is None else max(prior, lowest)
         assert constants[name] == pytest.approx(expected, rel=1e-9), name
-    assert report["unpinned"]["issue_per_cycle.compiled"] is not None   # the case exercises both branches
+    assert report["unpinned"]["issue_per_lane.compiled"] is not None   # the case exercises both branches
     assert report["unpinned"]["llc_eff.compiled"] is None
     assert set(report["libraries"]) == {"python", "numpy", "scipy", "cpu", "core"}
 

@@ -57,6 +57,9 @@ SPECS: dict[str, Spec] = {
     "issue_per_cycle": Spec("loads/unit/cycle", "scattered element loads a unit issues per clock cycle "
                             "(framework gathers: an index computed per element)", 1.0, 1e-4, 1e3,
                             per="family", absent=math.inf),
+    "issue_per_lane": Spec("loads/lane/cycle", "scattered element loads one load/store lane of a unit issues per "
+                           "clock cycle (gathers of one indexed load per element: the lanes bind)", 0.0625, 1e-5, 1e2,
+                           per="family", absent=math.inf),
     "llc_eff": Spec("fraction", "share of the LLC bandwidth reached by scattered loads that each cost one "
                     "access-granularity sector (fused gathers)", 0.5, 1e-3, 2.0, per="family", absent=math.inf),
     "row_issue_per_cycle": Spec("loads/program/cycle", "scattered loads one program of a row-parallel kernel "

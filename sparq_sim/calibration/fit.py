@@ -29,7 +29,7 @@ from sparq_sim.implementations.published_common import kernel_phases
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
               "tile_eff.sdpa-mem-efficient",
-              "issue_per_cycle.eager", "issue_per_cycle.compiled", "llc_eff.compiled", "llc_eff.triton",
+              "issue_per_cycle.eager", "issue_per_lane.compiled", "llc_eff.compiled", "llc_eff.triton",
               "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch",
               # each family's share of the bandwidth, the element-wise eager kernels the reference (1):
               # cuBLAS, Inductor's and the SDPA backends' kernels stream at rates of their own

@@ -13,6 +13,8 @@ predict another with nothing rescaled. For one call (a list of phases) on a devi
                           + ceil(P / U) * tile flops / P / (peak[dtype] / U * tile_eff[family])   (each
                           program's own arithmetic, query rows padded to its tile's, between its loads)
         scattered loads = loads / (U * clock * issue_per_cycle[family])         framework gathers, or
+                          loads / (U * lanes * clock * issue_per_lane[family])  inductor's gathers (GPUs:
+                                                                                lanes = load/store units per unit), or
                           loads * sector / (LLC bandwidth * llc_eff[family])    fused gathers (one sector each)
                           and for a row-parallel kernel at least loads / (min(P, U * R) * clock * row_issue_per_cycle)
         top-k           = ranked elements / (min(rows, U * topk_programs_per_unit) * clock * topk_per_cycle)
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparq_sim.calibration.constants import Constants
+from sparq_sim.errors import UserError
 from sparq_sim.hardware import FRAMEWORK_MATMUL
 from sparq_sim.implementations.families import ScatterBound, is_blas, resident_programs, scatter_bound
 from sparq_sim.traffic import GATHER, SPARSE_ROWS, STREAM
@@ -153,6 +156,14 @@ def llc_resident(f: CallFeatures, device) -> np.ndarray:
     return f.repeated & (per_call <= device.llc_bytes.value)
 
 
+def _lanes(device) -> float:
+    """Load/store lanes of one of the device's units (GPUs: its hardware file must give them)."""
+    if device.load_store_units is None:
+        raise UserError(f"device {device.name}: field compute.load_store_units is missing (needed for gathers "
+                        "bound by the load/store lanes)")
+    return device.load_store_units.value
+
+
 def tile_time(f: CallFeatures, c: Constants, device) -> np.ndarray:
     """Per phase, the time a row-parallel kernel's programs spend on their own tiles' arithmetic
     (query rows padded to the tile's: ``tile_flops``), serial with their loads: P programs spread
@@ -225,12 +236,17 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
         row_limit = row_limit + tile_time(f, c, device)
     memory = np.maximum(memory, row_limit)
 
-    # scattered element loads: issue-bound (an index per element) or one LLC sector each
+    # scattered element loads: issue-bound (index arithmetic per element), bound by the units'
+    # load/store lanes (one indexed load per element, GPUs), or one LLC sector each
     issue = np.array([c.value("issue_per_cycle", f"{fam}.{kind}") if kind and c.has("issue_per_cycle", f"{fam}.{kind}")
                       else c.value("issue_per_cycle", fam) for fam, kind in keys])[index]
-    cache_bound = np.array([scatter_bound(fam, kind) is ScatterBound.CACHE for fam, kind in keys], dtype=bool)[index]
+    bound = [scatter_bound(fam, kind) for fam, kind in keys]
+    cache_bound = np.array([b is ScatterBound.CACHE for b in bound], dtype=bool)[index]
+    lane_bound = np.array([b is ScatterBound.LANES and not cpu for b in bound], dtype=bool)[index]
     llc_rate = device.llc_bandwidth_Bps.value * _per_family(c, "llc_eff", f) / device.granularity
     rate = np.where(cache_bound, llc_rate, units_used * clock * issue)
+    if lane_bound.any():
+        rate = np.where(lane_bound, units_used * _lanes(device) * clock * _per_family(c, "issue_per_lane", f), rate)
     with np.errstate(divide="ignore", invalid="ignore"):
         scattered = np.where(f.scattered > 0, f.scattered / rate, 0.0)
         row_issue = _per_family(c, "row_issue_per_cycle", f)

@@ -43,16 +43,20 @@ def test_few_programs_cap_bandwidth_by_littles_law():
     phase = KernelPhase("attention", _stream(1e9), family="triton", rows=32)
     t = _time(phase, A100, **{"bytes_in_flight.triton": 4000.0})
     assert t == pytest.approx(1e9 / (32 * 4000 / 400e-9))
-    # past U programs each unit holds several: an SDPA flash program per unit (1), so 1000
-    # programs -> 108 x 10 GB/s = 1.08 TB/s
+    # past U programs they run in waves of U x R, R the programs a unit holds: an SDPA flash
+    # program per unit (1), so 1000 programs of 1 MB are ceil(1000 / 108) = 10 waves, each
+    # program's 1 MB at 10 GB/s: 10 x 100 us
     flash = replace(phase, family="sdpa-flash", rows=1000)
     many = _time(flash, A100, **{"bytes_in_flight.sdpa-flash": 4000.0})
-    assert many == pytest.approx(1e9 / (108 * 4000 / 400e-9))
+    assert many == pytest.approx(10 * 1e6 / (4000 / 400e-9))
+    # 1080 programs fill 10 waves exactly: the same time for 8% more bytes (1e9 x 1.08)
+    full = _time(replace(flash, accesses=_stream(1.08e9), rows=1080), A100, **{"bytes_in_flight.sdpa-flash": 4000.0})
+    assert full == pytest.approx(many)
     # the memory-efficient kernel's launch bounds ask for 2 of its 8-warp programs per unit:
-    # 1000 programs -> 216 x 10 GB/s = 2.16 TB/s caps nothing; with 1000 bytes each, 540 GB/s
+    # 1000 programs -> waves of 216, ceil(1000 / 216) = 5, at 2.5 GB/s each with 1000 bytes in flight
     mem_eff = replace(phase, family="sdpa-mem-efficient", rows=1000)
     assert _time(mem_eff, A100, **{"bytes_in_flight.sdpa-mem-efficient": 1000.0}) == \
-        pytest.approx(1e9 / (108 * 2 * 1000 / 400e-9))
+        pytest.approx(5 * 1e6 / (1000 / 400e-9))
     assert _time(replace(mem_eff, rows=150), A100, **{"bytes_in_flight.sdpa-mem-efficient": 1000.0}) == \
         pytest.approx(1e9 / (150 * 1000 / 400e-9))
     # enough bytes in flight: the DRAM binds again
@@ -64,23 +68,25 @@ def test_units_hold_several_programs_past_u():
     """A unit holds R programs at once: Triton's 4-warp programs, 64 / 4 = 16 on an A100 (64
     resident warps per SM) and 48 / 4 = 12 on an A10G; other families one. 300 Triton programs
     of 1000 bytes in flight at 400 ns: all 300 run (<= 108 x 16), 300 x 2.5 GB/s = 750 GB/s; 3000
-    programs: the DRAM's 1.4 TB/s binds, and with 200 bytes each the 1728 resident programs do."""
+    programs: the DRAM's 1.4 TB/s binds, and with 200 bytes each the 1728 resident programs do,
+    in ceil(3000 / 1728) = 2 waves of programs moving 1e9 / 3000 bytes each."""
     phase = KernelPhase("attention", _stream(1e9), family="triton", rows=300)
     c = {"bytes_in_flight.triton": 1000.0}
     assert _time(phase, A100, **c) == pytest.approx(1e9 / (300 * 1000 / 400e-9))
     assert _time(replace(phase, rows=3000), A100, **c) == pytest.approx(1e9 / (1555e9 * 0.90))
     assert _time(replace(phase, rows=3000), A100, **{"bytes_in_flight.triton": 200.0}) == \
-        pytest.approx(1e9 / (108 * 16 * 200 / 400e-9))
-    a10g = load_device("a10g")                         # 80 SMs, 48 warps, 350 ns
+        pytest.approx(2 * (1e9 / 3000) / (200 / 400e-9))
+    a10g = load_device("a10g")                         # 80 SMs, 48 warps, 350 ns: 960 held, 4 waves
     assert _time(replace(phase, rows=3000), a10g, **{"bytes_in_flight.triton": 100.0}) == \
-        pytest.approx(1e9 / (80 * 12 * 100 / 350e-9))
-    flash = replace(phase, family="sdpa-flash", rows=3000)          # one program per unit
+        pytest.approx(4 * (1e9 / 3000) / (100 / 350e-9))
+    flash = replace(phase, family="sdpa-flash", rows=3000)          # one program per unit: 28 waves
     assert _time(flash, A100, **{"bytes_in_flight.sdpa-flash": 1000.0}) == \
-        pytest.approx(1e9 / (108 * 1000 / 400e-9))
-    # the scattered loads of a row-parallel kernel are issued by the same programs
+        pytest.approx(28 * (1e9 / 3000) / (1000 / 400e-9))
+    # the scattered loads of a row-parallel kernel are issued by the same programs, in the same
+    # 2 waves of 1728: each program's 1e9 / 3000 loads at 0.5 a cycle
     loads = replace(phase, accesses=(), scattered_loads=10 ** 9, rows=3000)
     assert _time(loads, A100, **{"llc_eff.triton": 1e3, "row_issue_per_cycle.triton": 0.5}) == \
-        pytest.approx(1e9 / (108 * 16 * 1.41e9 * 0.5))
+        pytest.approx(2 * (1e9 / 3000) / (1.41e9 * 0.5))
 
 
 def test_a_programs_tile_arithmetic_adds_to_its_loads():
@@ -95,8 +101,9 @@ def test_a_programs_tile_arithmetic_adds_to_its_loads():
     loads = 1e9 / (32 * 4000 / 400e-9)
     assert _time(phase, A100, **consts) == pytest.approx(loads + flops / (32 * 312e12 / 108 * 0.5))
     many = replace(phase, rows=1000, tile_flops=flops * 1000 / 32)
+    # loads in ceil(1000 / 216) = 5 waves of two programs per unit, 1 MB each
     assert _time(many, A100, **consts) == \
-        pytest.approx(1e9 / (216 * 4000 / 400e-9) + 10 * flops / 32 / (312e12 / 108 * 0.5))
+        pytest.approx(5 * 1e6 / (4000 / 400e-9) + 10 * flops / 32 / (312e12 / 108 * 0.5))
     # without a tile efficiency the term is absent (every other family)
     assert _time(phase, A100, **{"bytes_in_flight.sdpa-mem-efficient": 4000.0}) == pytest.approx(loads)
 

@@ -8,15 +8,16 @@ predict another with nothing rescaled. For one call (a list of phases) on a devi
         memory          = sum over accesses of moved bytes / (sustained bandwidth * eff[pattern] * bw_factor[family]),
                           the LLC bandwidth instead when the call repeats on inputs that fit in the LLC,
                           and for a row-parallel kernel with P programs on U units at least
-                          moved bytes / (min(P, U * R) * bytes_in_flight[family] / DRAM latency)   (Little's law;
-                          R: programs a unit holds at once, families.resident_programs)
+                          ceil(P / (U * R)) * moved bytes / P / (bytes_in_flight[family] / DRAM latency)
+                          (Little's law, in waves of U * R programs; R: programs a unit holds at
+                          once, families.resident_programs; on CPUs the threads hold one each)
                           + ceil(P / U) * tile flops / P / (peak[dtype] / U * tile_eff[family])   (each
                           program's own arithmetic, query rows padded to its tile's, between its loads)
         scattered loads = loads / (U * clock * issue_per_cycle[family])         framework gathers, or
                           loads / (U * lanes * clock * issue_per_lane[family])  inductor's gathers (GPUs:
                                                                                 lanes = load/store units per unit), or
                           loads * sector / (LLC bandwidth * llc_eff[family])    fused gathers (one sector each)
-                          and for a row-parallel kernel at least loads / (min(P, U * R) * clock * row_issue_per_cycle)
+                          and for a row-parallel kernel at least ceil(P / (U * R)) * loads / P / (clock * row_issue_per_cycle)
         top-k           = ranked elements / (min(rows, U * topk_programs_per_unit) * clock * topk_per_cycle)
         compute         = flops / (peak[dtype] * compute_eff[family])
     host time           h = (host_ops[kernel] + extra ops * host_ops_per_launch) * host_op_s
@@ -230,8 +231,10 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     limited = f.rows > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         program_bw = in_flight / device.dram_latency_s.value
-        row_limit = np.where(limited & np.isfinite(program_bw),
-                             total_bytes / (np.maximum(programs, 1) * program_bw), 0.0)
+        # the programs run in waves: the busiest unit (thread) runs ceil(P / held) of them in turn
+        waves = np.ceil(np.maximum(f.rows, 1) / np.maximum(programs, 1))
+        per_program = total_bytes / np.maximum(f.rows, 1)
+        row_limit = np.where(limited & np.isfinite(program_bw), waves * per_program / program_bw, 0.0)
     if not cpu:
         row_limit = row_limit + tile_time(f, c, device)
     memory = np.maximum(memory, row_limit)
@@ -251,7 +254,8 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
         scattered = np.where(f.scattered > 0, f.scattered / rate, 0.0)
         row_issue = _per_family(c, "row_issue_per_cycle", f)
         scattered = np.maximum(scattered, np.where(limited & np.isfinite(row_issue) & (f.scattered > 0),
-                                                   f.scattered / (np.maximum(programs, 1) * clock * row_issue), 0.0))
+                                                   waves * f.scattered / np.maximum(f.rows, 1) / (clock * row_issue),
+                                                   0.0))
 
     # top-k: one program per ranked row, at most topk_programs_per_unit of them per unit
     if f.topk.any():

@@ -29,7 +29,7 @@ from sparq_sim.implementations.published_common import kernel_phases
 GPU_FITTED = ("eff.stream", "eff.gather", "eff.sparse_rows", "sync_s",
               "bytes_in_flight.sdpa-flash", "bytes_in_flight.sdpa-mem-efficient", "bytes_in_flight.triton",
               "tile_eff.sdpa-mem-efficient",
-              "issue_per_cycle.eager", "issue_per_lane.compiled", "llc_eff.compiled", "llc_eff.triton",
+              "issue_per_cycle.eager", "issue_per_cycle.eager.lastdim", "issue_per_lane.compiled", "llc_eff.compiled", "llc_eff.triton",
               "row_issue_per_cycle.triton", "topk_per_cycle", "topk_programs_per_unit", "host_ops_per_launch",
               # each family's share of the bandwidth, the element-wise eager kernels the reference (1):
               # cuBLAS, Inductor's and the SDPA backends' kernels stream at rates of their own
@@ -52,7 +52,7 @@ CPU_FIXED = {"overlap_p": (1.0, "derived", "fixed at 1 on CPUs: the host is the 
 HOST_RANGE = (1e-3, 1e5)   # host_ops bounds, in units of the device's host_op_s
 CPU_STARTS = (0.5, 1.0, 1.5)   # CPU fits start from these multiples of the shares' initial values
 SHARE_PREFIXES = ("eff.", "bw_factor.")   # the bandwidth shares
-GPU_STARTS = 6                # GPU fits also start from this many perturbations of the initial values,
+GPU_STARTS = 20               # GPU fits also start from this many perturbations of the initial values,
 GPU_START_SPREAD = 0.1        # each log value moved by a normal draw of this spread (about 10%),
 GPU_START_SEED = 0            # from a generator of this seed
 

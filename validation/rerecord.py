@@ -54,9 +54,16 @@ CPU_CROSS = {
     "xeon-second-to-xeon": ("local-full-xeon", "local-full-xeon-second"),
     "zen3-to-xeon-second": ("local-full-xeon-second", "local-full-zen3"),
     "xeon-second-to-zen3": ("local-full-zen3", "local-full-xeon-second"),
+    "epyc-to-zen5": ("local-full-zen5", "local-full"),
+    "zen5-to-epyc": ("local-full", "local-full-zen5"),
+    "zen4-to-zen5": ("local-full-zen5", "local-full-zen4"),
+    "zen5-to-zen4": ("local-full-zen4", "local-full-zen5"),
+    "xeon-to-zen5": ("local-full-zen5", "local-full-xeon"),
+    "zen5-to-xeon": ("local-full-xeon", "local-full-zen5"),
 }
 # the CPU directions whose per-kernel errors predict's `error` draws on (accuracy.json)
-CPU_ACCURACY = ("epyc-to-zen4", "epyc-to-xeon", "zen4-to-epyc", "zen4-to-xeon", "xeon-to-epyc", "xeon-to-zen4")
+CPU_ACCURACY = ("epyc-to-zen4", "epyc-to-xeon", "zen4-to-epyc", "zen4-to-xeon", "xeon-to-epyc", "xeon-to-zen4",
+                "epyc-to-zen5", "zen5-to-epyc", "zen4-to-zen5", "zen5-to-zen4", "xeon-to-zen5", "zen5-to-xeon")
 
 
 @dataclass(frozen=True)

@@ -379,3 +379,38 @@ def test_cross_device_spread_of_unpinned_constants():
     dense = np.array([m.kernel == "attn-torch" for m in a100])
     assert np.allclose(slow[dense], predicted[dense])            # dense rows have no scattered loads
     assert 0 < s["rows_moved"] <= int((~dense).sum())
+
+
+def _subset_csv(tmp_path, device: str, kernels=("attn-torch", "attn-compiled")):
+    from sparq_sim.validation import published
+    lines = published(device).read_text().splitlines()
+    kernel_col = lines[0].split(",").index("kernel")
+    path = tmp_path / f"{device}-subset.csv"
+    path.write_text("\n".join([lines[0]] + [l for l in lines[1:] if l.split(",")[kernel_col] in kernels]) + "\n")
+    return path
+
+
+def test_fit_on_with_holdout_fits_short_source_rows_and_checks_long_target_rows(cli, tmp_path):
+    """--fit-on with --holdout seq: the constants come from the source's rows of the training
+    lengths only, and only the target's rows of the other lengths are validated."""
+    import json
+
+    from sparq_sim.validation.measurements import read_measurements
+    a10g, a100 = _subset_csv(tmp_path, "a10g"), _subset_csv(tmp_path, "a100-40gb")
+    code, out, err = cli("validate", "--measurements", str(a100), "--fit-on", str(a10g), "--holdout", "seq",
+                         "--train-seq", "2048,4096", "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    long_rows = [m for m in read_measurements(a100) if m.seq not in (2048, 4096)]
+    assert report["overall"]["n"] == len(long_rows) > 0
+    assert report["fitted_on"].endswith("(S in 2048, 4096)")
+    assert report["fits"]["fitted_on"]["rows"] == len([m for m in read_measurements(a10g) if m.seq in (2048, 4096)])
+
+
+@pytest.mark.parametrize("extra,needle", [(("--write-accuracy", "acc.json"), "drop --holdout"),
+                                          (("--train-seq", "99999"), "no rows of S in [99999]")])
+def test_fit_on_with_holdout_bad_combinations_are_one_line_and_exit_2(cli, tmp_path, extra, needle):
+    a10g, a100 = _subset_csv(tmp_path, "a10g"), _subset_csv(tmp_path, "a100-40gb")
+    code, out, err = cli("validate", "--measurements", str(a100), "--fit-on", str(a10g), "--holdout", "seq", *extra)
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "acc.json").exists()

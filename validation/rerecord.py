@@ -89,7 +89,12 @@ def records() -> list[Record]:
     out = [Record(f"validate --measurements {a10g},{a100} --fit --write-calibration sparq_sim/calibration/gpu.toml "
                   "--format json", f"{RESULTS}/insample-both.json"),
            Record(f"{_cross(a100, a10g)} --format json", f"{RESULTS}/cross-a10g-to-a100.json"),
-           Record(f"{_cross(a10g, a100)} --format json", f"{RESULTS}/cross-a100-to-a10g.json")]
+           Record(f"{_cross(a10g, a100)} --format json", f"{RESULTS}/cross-a100-to-a10g.json"),
+           # across devices and across S at once: fit one GPU's S <= 4096, check the other's longer S
+           Record(f"{_cross(a100, a10g)} --holdout seq --train-seq 2048,4096 --format json",
+                  f"{RESULTS}/cross-holdout-long-a10g-to-a100.json"),
+           Record(f"{_cross(a10g, a100)} --holdout seq --train-seq 2048,4096 --format json",
+                  f"{RESULTS}/cross-holdout-long-a100-to-a10g.json")]
     for name, path in GPU_FILES.items():
         out += [Record(f"validate --measurements {path} --holdout seq --train-seq 2048,4096 --format json",
                        f"{RESULTS}/holdout-long-{name}.json"),

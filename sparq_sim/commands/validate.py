@@ -42,7 +42,9 @@ FLAGS = (
          help="with --fit-on: record the per-kernel cross-device errors in this accuracy file; with "
               "--end-to-end: the end-to-end checks (predict reports them beside its estimates)"),
     Flag("--holdout", choices=("seq",),
-         help="with --measurements: fit on every other sequence length, validate on the rest"),
+         help="with --measurements: fit on every other sequence length, validate on the rest; with "
+              "--fit-on: fit on the source's rows of those lengths, validate the target's other lengths "
+              "(across devices and across S at once)"),
     Flag("--train-seq", metavar="LIST", help="with --holdout seq: the sequence lengths to fit on, e.g. 2048,8192"),
     Flag("--calibration", metavar="FILE.toml", help="calibration file to use instead of the stored one"),
     Flag("--write-calibration", metavar="FILE.toml",
@@ -80,8 +82,10 @@ MEASUREMENT_RULES = (
     (lambda a: a.write_calibration and a.holdout, "--write-calibration fits on the whole file: drop --holdout"),
     (lambda a: a.write_accuracy and not a.fit_on,
      "--write-accuracy records a cross-device validation: it needs --fit-on"),
-    (lambda a: a.fit_on and (a.fit or a.holdout or a.write_calibration or a.calibration),
-     "--fit-on fits on its own file: drop --fit, --holdout, --write-calibration and --calibration"),
+    (lambda a: a.fit_on and (a.fit or a.write_calibration or a.calibration),
+     "--fit-on fits on its own file: drop --fit, --write-calibration and --calibration"),
+    (lambda a: a.fit_on and a.holdout and a.write_accuracy,
+     "--write-accuracy records a whole cross-device validation: drop --holdout"),
 )
 
 
@@ -224,7 +228,20 @@ def _validate_file(rows, args, outputs, source=None):
     from sparq_sim.units import parse_list, parse_seq
     from sparq_sim.validation import core
 
-    if source is not None:
+    if source is not None and args.holdout:
+        used = sorted(set(parse_list(args.train_seq, parse_seq, "--train-seq")) if args.train_seq
+                      else sorted({m.seq for m in source})[0::2])
+        train = [m for m in source if m.seq in used]
+        test = [m for m in rows if m.seq not in used]
+        if not train:
+            raise UserError(f"--fit-on {args.fit_on} has no rows of S in {used}")
+        if not test:
+            raise UserError(f"{args.measurements} has no rows of S outside {used} to validate")
+        report = core.validate(test, fit_on=train,
+                               label=f"{args.measurements}: constants fitted on {args.fit_on} rows of S in {used}, "
+                                     f"validated on the other {len(test)} rows")
+        report.fitted_on = f"{args.fit_on} (S in {', '.join(str(v) for v in used)})"
+    elif source is not None:
         report = core.validate(rows, fit_on=source, label=f"{args.measurements}: constants fitted on {args.fit_on}")
         report.fitted_on = str(args.fit_on)
         if args.write_accuracy:

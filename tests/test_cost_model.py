@@ -166,9 +166,13 @@ def test_compiled_gathers_bind_by_what_they_load():
     # eager torch.gather's offset arithmetic binds it: the lanes do not enter
     eager = replace(once, family="eager", scatter_kind="")
     assert _time(eager, a10g, **rates) == pytest.approx(loads / (80 * 1.71e9 * 2.0))
-    # a GPU file without the lanes cannot price such a gather, and says which field it lacks
+    # a GPU file without the lanes cannot price such a gather, and says which field it lacks;
+    # a phase of the family that gathers nothing does not need them
     with pytest.raises(UserError, match="compute.load_store_units"):
         _time(runs, replace(A100, load_store_units=None), **rates)
+    streaming = KernelPhase("scores", _stream(1e9), family="compiled")
+    assert _time(streaming, replace(A100, load_store_units=None), **rates) == \
+        pytest.approx(1e9 / (1555e9 * 0.90))
 
 
 def test_topk_one_program_per_row():

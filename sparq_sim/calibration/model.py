@@ -245,7 +245,7 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
                       else c.value("issue_per_cycle", fam) for fam, kind in keys])[index]
     bound = [scatter_bound(fam, kind) for fam, kind in keys]
     cache_bound = np.array([b is ScatterBound.CACHE for b in bound], dtype=bool)[index]
-    lane_bound = np.array([b is ScatterBound.LANES and not cpu for b in bound], dtype=bool)[index]
+    lane_bound = np.array([b is ScatterBound.LANES and not cpu for b in bound], dtype=bool)[index] & (f.scattered > 0)
     llc_rate = device.llc_bandwidth_Bps.value * _per_family(c, "llc_eff", f) / device.granularity
     rate = np.where(cache_bound, llc_rate, units_used * clock * issue)
     if lane_bound.any():

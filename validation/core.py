@@ -182,12 +182,18 @@ def unpinned_spread(rows, by_hw: dict, devices: dict, params: dict, ranges: dict
     return spread
 
 
+def training_lengths(rows, train_seqs=None) -> list:
+    """The sequence lengths a hold-out fits on: ``train_seqs``, or every other distinct length of
+    ``rows`` (the 1st, 3rd, ...)."""
+    if train_seqs is not None:
+        return sorted(train_seqs)
+    return sorted({m.seq for m in rows})[0::2]
+
+
 def split_by_seq(rows, train_seqs=None):
-    """Fit-on-half split: train on every other distinct sequence length (the 1st, 3rd, ...), or on
-    ``train_seqs``; the rest are held back."""
+    """Fit-on-half split: train on ``training_lengths`` of the rows; the rest are held back."""
     seqs = sorted({m.seq for m in rows})
-    if train_seqs is None:
-        train_seqs = set(seqs[0::2])
+    train_seqs = set(training_lengths(rows, train_seqs))
     train = [m for m in rows if m.seq in train_seqs]
     test = [m for m in rows if m.seq not in train_seqs]
     if not train or not test:

@@ -232,8 +232,9 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
     with np.errstate(divide="ignore", invalid="ignore"):
         program_bw = in_flight / device.dram_latency_s.value
         # the programs run in waves: the busiest unit (thread) runs ceil(P / held) of them in turn
-        waves = np.ceil(np.maximum(f.rows, 1) / np.maximum(programs, 1))
-        per_program = total_bytes / np.maximum(f.rows, 1)
+        launched = np.maximum(f.rows, 1)     # P: every program the kernel launches
+        waves = np.ceil(launched / np.maximum(programs, 1))
+        per_program = total_bytes / launched
         row_limit = np.where(limited & np.isfinite(program_bw), waves * per_program / program_bw, 0.0)
     if not cpu:
         row_limit = row_limit + tile_time(f, c, device)
@@ -254,7 +255,7 @@ def evaluate(f: CallFeatures, constants, device, *, breakdown: bool = False):
         scattered = np.where(f.scattered > 0, f.scattered / rate, 0.0)
         row_issue = _per_family(c, "row_issue_per_cycle", f)
         scattered = np.maximum(scattered, np.where(limited & np.isfinite(row_issue) & (f.scattered > 0),
-                                                   waves * f.scattered / np.maximum(f.rows, 1) / (clock * row_issue),
+                                                   waves * f.scattered / launched / (clock * row_issue),
                                                    0.0))
 
     # top-k: one program per ranked row, at most topk_programs_per_unit of them per unit

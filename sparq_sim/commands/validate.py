@@ -228,9 +228,9 @@ def _validate_file(rows, args, outputs, source=None):
     from sparq_sim.units import parse_list, parse_seq
     from sparq_sim.validation import core
 
+    train_seqs = set(parse_list(args.train_seq, parse_seq, "--train-seq")) if args.train_seq else None
     if source is not None and args.holdout:
-        used = sorted(set(parse_list(args.train_seq, parse_seq, "--train-seq")) if args.train_seq
-                      else sorted({m.seq for m in source})[0::2])
+        used = core.training_lengths(source, train_seqs)
         train = [m for m in source if m.seq in used]
         test = [m for m in rows if m.seq not in used]
         if not train:
@@ -247,9 +247,6 @@ def _validate_file(rows, args, outputs, source=None):
         if args.write_accuracy:
             _write_accuracy(report, source, rows, outputs.staged(args.write_accuracy), args.write_accuracy)
     elif args.holdout:
-        train_seqs = None
-        if args.train_seq:
-            train_seqs = set(parse_list(args.train_seq, parse_seq, "--train-seq"))
         train, test, used = core.split_by_seq(rows, train_seqs)
         report = core.validate(test, fit=True, train=train,
                                label=f"{args.measurements}: fitted on S in {used}, validated on the other "
